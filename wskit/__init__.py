@@ -1,0 +1,41 @@
+"""wskit: callback-style WebSocket servers and clients on Trio and wsproto.
+
+Three ways in::
+
+    wskit.listen("127.0.0.1:3012", lambda out: lambda msg: out.send(msg))
+    wskit.connect("ws://127.0.0.1:3012", factory)
+    class Server(wskit.Handler): ...
+
+See README.md for the guide; every public name is listed in ``__all__``.
+"""
+
+from ._api import connect, listen
+from ._core.http import Handshake, Headers, Request, Response
+from ._core.messages import CloseCode, Message
+from ._errors import Error, ErrorKind
+from ._handler import Factory, Handler
+from ._sender import Sender, Timeout
+from ._settings import Settings
+from ._websocket import WebSocket
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CloseCode",
+    "Error",
+    "ErrorKind",
+    "Factory",
+    "Handler",
+    "Handshake",
+    "Headers",
+    "Message",
+    "Request",
+    "Response",
+    "Sender",
+    "Settings",
+    "Timeout",
+    "WebSocket",
+    "__version__",
+    "connect",
+    "listen",
+]

@@ -1,0 +1,57 @@
+"""The blocking one-liners: ``wskit.listen`` and ``wskit.connect``."""
+
+from __future__ import annotations
+
+import ssl
+
+import trio
+
+from ._handler import FactoryLike
+from ._settings import Settings
+from ._websocket import WebSocket
+
+__all__ = ["connect", "listen"]
+
+
+def listen(
+    addr: str | tuple[str, int],
+    factory: FactoryLike,
+    *,
+    settings: Settings | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> None:
+    """Serve ``factory`` on ``addr`` (``"host:port"``) until shut down.
+
+    Blocks. Shutdown comes from ``Sender.shutdown()``, ``WebSocket.shutdown()``
+    or SIGINT/SIGTERM (``Settings.shutdown_on_interrupt``): every open
+    connection gets close code 1001, then this returns normally. Raises
+    ``wskit.Error`` (kind ``IO``) if ``addr`` can't be bound.
+    """
+
+    async def main() -> None:
+        async with WebSocket(factory, settings) as ws:
+            await ws.listen(addr, ssl_context=ssl_context)
+
+    trio.run(main)
+
+
+def connect(
+    url: str,
+    factory: FactoryLike,
+    *,
+    settings: Settings | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> None:
+    """Connect to ``url`` (``ws://`` or ``wss://``) and run until it closes.
+
+    Blocks until this connection, and every connection opened from it with
+    ``Sender.connect()``, has closed. Raises ``wskit.Error`` if the connection
+    can't be opened: refused or timed out (``IO``), handshake rejected
+    (``HTTP``, with ``status``), bad URL (``INTERNAL``), TLS (``SSL``).
+    """
+
+    async def main() -> None:
+        async with WebSocket(factory, settings) as ws:
+            await ws.connect(url, ssl_context=ssl_context)
+
+    trio.run(main)

@@ -1,0 +1,854 @@
+"""The Trio driver of one connection: pumps bytes, runs timers, calls hooks.
+
+One task per connection reads, feeds :class:`ConnectionCore`, and dispatches
+the resulting events to the handler one at a time; a writer task sends what
+the core queued. Timers and keepalive run as tasks in the connection's own
+nursery, so they die with it.
+
+Hook dispatch is serialized: a sync hook runs to completion without yielding
+to Trio, and while an ``async`` hook is awaited every other dispatch (timer,
+shutdown, next message) waits its turn. Nothing a hook raises escapes: it is
+logged, given to ``on_error`` and closes this connection with 1011.
+
+Closing (RFC 6455 section 7.1.1): after the closing handshake, or after
+failing the connection, we flush our last frames, half-close the TCP stream
+(``send_eof``) and read until the peer's end of stream, so that the kernel
+never resets the connection while a close frame or an HTTP error response is
+still in flight. Every wait is bounded by ``close_timeout``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import inspect
+import itertools
+import logging
+import math
+import os
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import trio
+
+from ._core.handshake import ClientHandshake, ServerHandshake, make_extensions, render_response
+from ._core.http import Handshake, Request, Response
+from ._core.messages import CloseCode, Message
+from ._core.protocol import (
+    CloseReceived,
+    ConnectionCore,
+    CoreEvent,
+    CoreState,
+    Failed,
+    Lost,
+    Ping,
+    Pong,
+)
+from ._errors import Error, ErrorKind
+from ._handler import Hooks
+from ._sender import Sender, Timeout
+
+if TYPE_CHECKING:
+    from ._websocket import WebSocket
+
+__all__ = ["ConnState", "Connection", "Opening"]
+
+_ids = itertools.count(1)
+_SOCKET_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+class ConnState(enum.Enum):
+    """A connection's life as the driver sees it."""
+
+    CONNECTING = "connecting"
+    OPEN = "open"
+    #: Our close frame is out (or the connection failed); waiting for the end.
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class Opening:
+    """How ``WebSocket.connect()`` learns that its connection opened or failed."""
+
+    __slots__ = ("done", "error")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.error: Error | None = None
+
+    def finish(self, error: Error | None = None) -> None:
+        if not self.done.is_set():
+            self.error = error
+            self.done.set()
+
+
+class Connection:
+    """One WebSocket connection, server or client side."""
+
+    def __init__(self, ws: WebSocket, *, client: bool) -> None:
+        self.id = next(_ids)
+        self.ws = ws
+        self.settings = ws.settings
+        self.client = client
+        self.log = logging.getLogger("wskit.client" if client else "wskit.server")
+        self.sender = Sender(ws, self)
+        self.state = ConnState.CONNECTING
+        self.hooks: Hooks | None = None
+        self.core: ConnectionCore | None = None
+        self.stream: trio.abc.Stream | None = None
+        self.handshake: Handshake | None = None
+        self._nursery: trio.Nursery | None = None
+        self._scope = trio.CancelScope()  # the whole connection: abort() cancels it
+        self._read_scope = trio.CancelScope()
+        self._early: list[Message] = []
+        self._early_bytes = 0
+        self._early_close: tuple[int, str] | None = None
+        self._in_flight = 0
+        self._thread_pending = 0
+        self._thread_lock = threading.Lock()
+        self._writer_lot = trio.lowlevel.ParkingLot()
+        self._flush_lot = trio.lowlevel.ParkingLot()
+        self._turn = trio.lowlevel.ParkingLot()
+        self._busy = False
+        self._stop_writing = False
+        self._writer_done = trio.Event()
+        self._write_failed = False
+        self._lost_why = ""
+        self._pong_waiter: tuple[bytes, trio.Event] | None = None
+        self._close_code: CloseCode | int = CloseCode.ABNORMAL
+        self._close_reason = ""
+        self._has_slot = False
+        self._opened = False
+
+    def __repr__(self) -> str:
+        side = "client" if self.client else "server"
+        return f"<wskit connection {self.id} ({side}, {self.state.value})>"
+
+    # ------------------------------------------------------------------
+    # Server side
+
+    async def serve(self, stream: trio.abc.Stream) -> None:
+        """Run an accepted connection to its end. Never raises."""
+        self.stream = stream
+        self._tune_socket(stream)
+        try:
+            with self._scope:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    if await self._server_handshake():
+                        await self._run_open()
+                    nursery.cancel_scope.cancel()
+        except Exception:
+            self.log.exception("connection %d: internal error in wskit", self.id)
+        finally:
+            await self._end()
+
+    async def _server_handshake(self) -> bool:
+        stream = self.stream
+        assert stream is not None
+        settings = self.settings
+        hs = ServerHandshake(max_header_size=settings.max_header_size)
+        request: Request | None = None
+        with trio.move_on_after(_or_inf(settings.handshake_timeout)) as scope:
+            try:
+                if isinstance(stream, trio.SSLStream):
+                    await stream.do_handshake()
+                while request is None:
+                    request = hs.receive_data(await stream.receive_some(settings.read_size))
+            except Error as err:
+                self.log.info("connection %d: bad handshake from %s: %s",
+                              self.id, self._peer(), err)
+                if err.status is not None:
+                    extra = [("Sec-WebSocket-Version", "13")] if err.status == 426 else None
+                    await self._respond(Response(err.status, f"{err}\n", extra))
+                return False
+            except _SOCKET_ERRORS as exc:
+                self.log.debug("connection %d: lost during handshake: %s", self.id, _why(exc))
+                return False
+        if scope.cancelled_caught or request is None:
+            self.log.info("connection %d: handshake from %s timed out after %ss",
+                          self.id, self._peer(), settings.handshake_timeout)
+            return False
+
+        ws = self.ws
+        if ws.closing:
+            await self._respond(Response(503, "server is shutting down\n"))
+            return False
+        allowed = settings.allowed_origins
+        if allowed is not None and (request.origin or "") not in allowed:
+            self.log.info("connection %d: origin %r refused", self.id, request.origin)
+            await self._respond(Response(403, "origin not allowed\n"))
+            return False
+        if request.is_websocket:
+            try:
+                ServerHandshake.check_upgrade(request)
+            except Error as err:
+                self.log.info("connection %d: bad upgrade from %s: %s",
+                              self.id, self._peer(), err)
+                extra = [("Sec-WebSocket-Version", "13")] if err.status == 426 else None
+                await self._respond(Response(err.status or 400, f"{err}\n", extra))
+                return False
+            limit = settings.max_connections
+            if limit is not None and ws.slots >= limit:
+                self.log.warning("connection %d: refused, %d connections open (max_connections)",
+                                 self.id, ws.slots)
+                await self._respond(Response(503, "too many connections, try again later\n",
+                                             [("Retry-After", "1")]))
+                return False
+            # Taken now, before any await, so concurrent handshakes can't overshoot.
+            ws.slots += 1
+            self._has_slot = True
+
+        try:
+            self.hooks = Hooks(ws.factory.server_connected(self.sender))
+        except Exception as exc:
+            self.log.exception("connection %d: the factory raised", self.id)
+            self._log_only(exc)
+            await self._respond(Response(500, "internal server error\n"))
+            return False
+
+        response: Response | None = None
+        if self.hooks.on_request is not None:
+            try:
+                response = await _resolve(self.hooks.on_request(request))
+            except Exception as exc:
+                await self._handler_failed("on_request", exc)
+                await self._respond(Response(500, "internal server error\n"))
+                return False
+            if response is not None and not isinstance(response, Response):
+                await self._handler_failed(
+                    "on_request",
+                    TypeError(f"on_request returned {response!r}, not a Response or None"),
+                )
+                await self._respond(Response(500, "internal server error\n"))
+                return False
+        if response is None:
+            response = request.accept() if request.is_websocket else Response(
+                426, "this endpoint speaks WebSocket only\n",
+                [("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")],
+            )
+        elif response.status == 101 and not request.is_websocket:
+            response = Response(426, "not a WebSocket upgrade request\n", [("Upgrade", "websocket")])
+        if response.status != 101:
+            await self._respond(response)
+            return False
+
+        head, extensions = ServerHandshake.accept(
+            request, response, make_extensions(settings.compression)
+        )
+        self.core = ConnectionCore(
+            client=False,
+            extensions=extensions,
+            max_message_size=settings.max_message_size,
+            trailing_data=hs.trailing_data,
+        )
+        self.handshake = self._make_handshake(request, response, extensions)
+        try:
+            await stream.send_all(head)
+        except _SOCKET_ERRORS:
+            return False
+        return True
+
+    async def _respond(self, response: Response) -> None:
+        """Answer with a plain HTTP response, then close gracefully."""
+        stream = self.stream
+        assert stream is not None
+        self.log.debug("connection %d: HTTP %d", self.id, response.status)
+        try:
+            with trio.move_on_after(_or_inf(self.settings.close_timeout)):
+                await stream.send_all(render_response(response))
+        except _SOCKET_ERRORS:
+            pass
+
+    # ------------------------------------------------------------------
+    # Client side
+
+    async def run_client(self, url: str, ssl_context: ssl.SSLContext | None,
+                         opening: Opening) -> None:
+        """Connect, handshake and run to the end. Never raises; errors go to
+        ``opening`` (for ``WebSocket.connect``) and to the handler."""
+        try:
+            with self._scope:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    error: Error | None = None
+                    try:
+                        await self._client_handshake(url, ssl_context)
+                    except Error as err:
+                        error = err
+                    if error is not None:
+                        self.log.info("connection %d: could not open %s: %s", self.id, url, error)
+                        if self.hooks is not None and self.hooks.on_error is not None:
+                            await self._call_on_error(error)
+                        opening.finish(error)
+                    else:
+                        await self._run_open(opening)
+                    nursery.cancel_scope.cancel()
+        except Exception:
+            self.log.exception("connection %d: internal error in wskit", self.id)
+        finally:
+            opening.finish(Error(f"connection to {url} was cancelled", ErrorKind.IO,
+                                 connection_id=self.id))
+            await self._end()
+
+    async def _client_handshake(self, url: str, ssl_context: ssl.SSLContext | None) -> None:
+        settings = self.settings
+        secure, host, port, host_header = _parse_url(url)
+        try:
+            self.hooks = Hooks(self.ws.factory.client_connected(self.sender))
+        except Exception as exc:
+            raise self._wrap("the factory", exc) from exc
+        request = Request.for_url(url)
+        if self.hooks.build_request is not None:
+            try:
+                request = await _resolve(self.hooks.build_request(url))
+            except Exception as exc:
+                raise self._wrap("build_request", exc) from exc
+            if not isinstance(request, Request):
+                raise Error(f"build_request returned {request!r}, not a wskit.Request",
+                            ErrorKind.CUSTOM, connection_id=self.id)
+        extensions = make_extensions(settings.compression)
+        hs = ClientHandshake(request, host=host_header, extensions=extensions,
+                             max_header_size=settings.max_header_size)
+        timeout = _or_inf(settings.handshake_timeout)
+        response: Response | None = None
+        with trio.move_on_after(timeout) as scope:
+            try:
+                stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+            except OSError as exc:
+                raise Error(f"could not connect to {host}:{port}: {exc.strerror or exc}",
+                            ErrorKind.IO, connection_id=self.id) from exc
+            self.stream = stream
+            self._tune_socket(stream)
+            try:
+                if secure:
+                    context = ssl_context or ssl.create_default_context()
+                    stream = trio.SSLStream(stream, context, server_hostname=host,
+                                            https_compatible=True)
+                    self.stream = stream
+                    try:
+                        await stream.do_handshake()
+                    except trio.BrokenResourceError as exc:
+                        raise Error(f"TLS handshake with {host}:{port} failed: "
+                                    f"{exc.__cause__ or exc}",
+                                    ErrorKind.SSL, connection_id=self.id) from exc
+                await stream.send_all(hs.initiate())
+                while response is None:
+                    response = hs.receive_data(await stream.receive_some(settings.read_size))
+            except _SOCKET_ERRORS as exc:
+                raise Error(f"connection to {host}:{port} lost during the handshake: "
+                            f"{_why(exc)}", ErrorKind.IO, connection_id=self.id) from exc
+            except Error as err:
+                err.connection_id = self.id
+                raise
+        if scope.cancelled_caught or response is None:
+            raise Error(f"opening handshake with {url} timed out after {timeout}s",
+                        ErrorKind.IO, connection_id=self.id)
+        if self.hooks.on_response is not None:
+            try:
+                await _resolve(self.hooks.on_response(response))
+            except Exception as exc:
+                raise self._wrap("on_response", exc) from exc
+        self.core = ConnectionCore(
+            client=True,
+            extensions=hs.enabled_extensions,
+            max_message_size=settings.max_message_size,
+            trailing_data=hs.trailing_data,
+        )
+        self.handshake = self._make_handshake(request, response, hs.enabled_extensions)
+
+    # ------------------------------------------------------------------
+    # Open connection
+
+    async def _run_open(self, opening: Opening | None = None) -> None:
+        core, hooks, nursery = self.core, self.hooks, self._nursery
+        assert core is not None and hooks is not None and nursery is not None
+        self.state = ConnState.OPEN
+        self.ws._opened(self)
+        self._opened = True
+        self.log.debug("connection %d: open (%s)", self.id, self._peer())
+        for message in self._early:
+            core.send(message)
+        self._early.clear()
+        self._early_bytes = 0
+        nursery.start_soon(self._writer)
+        if self.settings.ping_interval is not None:
+            nursery.start_soon(self._keepalive)
+        await self._dispatch(hooks.on_open, self.handshake)
+        if opening is not None:
+            opening.finish()
+        if self._early_close is not None:
+            self.close(*self._early_close)
+        await self._read_loop()
+        await self._finish()
+
+    async def _read_loop(self) -> None:
+        core, stream = self.core, self.stream
+        assert core is not None and stream is not None
+        size = self.settings.read_size
+        events = core.pending_events()
+        with self._read_scope:
+            while True:
+                if core.has_output:
+                    self._writer_lot.unpark_all()
+                for event in events:
+                    await self._handle(event)
+                if core.state is CoreState.CLOSED or core.state is CoreState.FAILED:
+                    return
+                try:
+                    data = await stream.receive_some(size)
+                except _SOCKET_ERRORS as exc:
+                    self._lost_why = _why(exc)
+                    data = b""
+                events = core.receive_data(data)
+        # Only a cancelled read scope gets here: close timeout, write
+        # failure or keepalive timeout.
+        if not self._lost_why:
+            self._lost_why = f"no close frame within close_timeout={self.settings.close_timeout}s"
+        self._close_code, self._close_reason = CloseCode.ABNORMAL, ""
+
+    async def _handle(self, event: CoreEvent) -> None:
+        hooks = self.hooks
+        assert hooks is not None
+        if isinstance(event, Message):
+            if self.state is ConnState.OPEN:
+                await self._dispatch(hooks.on_message, event)
+        elif isinstance(event, Pong):
+            waiter = self._pong_waiter
+            if waiter is not None and waiter[0] == event.data:
+                waiter[1].set()
+            await self._dispatch(hooks.on_pong, event.data)
+        elif isinstance(event, Ping):
+            await self._dispatch(hooks.on_ping, event.data)
+        elif isinstance(event, CloseReceived):
+            self._close_code, self._close_reason = event.code, event.reason
+            self.log.debug("connection %d: close %s %r", self.id, event.code, event.reason)
+        elif isinstance(event, Failed):
+            self._close_code, self._close_reason = event.code, str(event.error)
+            self.state = ConnState.CLOSING
+            error = event.error
+            error.connection_id = self.id
+            self.log.warning("connection %d: %s", self.id, error)
+            await self._call_on_error(error)
+        elif isinstance(event, Lost):
+            self._close_code, self._close_reason = CloseCode.ABNORMAL, ""
+            if not self._lost_why:
+                self._lost_why = "end of stream without a close frame"
+
+    async def _writer(self) -> None:
+        core, stream = self.core, self.stream
+        assert core is not None and stream is not None
+        lot = self._writer_lot
+        try:
+            while True:
+                data = core.take_output()
+                if not data:
+                    if self._stop_writing:
+                        return
+                    await lot.park()
+                    continue
+                self._in_flight = len(data)
+                await stream.send_all(data)
+                self._in_flight = 0
+                if self._flush_lot:
+                    self._flush_lot.unpark_all()
+        except _SOCKET_ERRORS as exc:
+            self._write_failed = True
+            if not self._lost_why:
+                self._lost_why = f"write failed: {_why(exc)}"
+            self._read_scope.cancel()
+        finally:
+            self._writer_done.set()
+            self._flush_lot.unpark_all()
+
+    async def _keepalive(self) -> None:
+        interval = self.settings.ping_interval
+        assert interval is not None
+        timeout = _or_inf(self.settings.ping_timeout)
+        while True:
+            await trio.sleep(interval)
+            if self.state is not ConnState.OPEN or self.core is None:
+                return
+            payload = os.urandom(4)
+            got_pong = trio.Event()
+            self._pong_waiter = (payload, got_pong)
+            self.core.ping(payload)
+            self._writer_lot.unpark_all()
+            with trio.move_on_after(timeout):
+                await got_pong.wait()
+            self._pong_waiter = None
+            if not got_pong.is_set():
+                if self.state is not ConnState.OPEN:
+                    return
+                self._lost_why = f"no pong within ping_timeout={self.settings.ping_timeout}s"
+                self.log.info("connection %d: %s", self.id, self._lost_why)
+                self.close(CloseCode.ERROR, "keepalive ping timeout")
+                self._read_scope.cancel()
+                return
+
+    async def _finish(self) -> None:
+        """After the read loop: last frames out, half-close, drain, close."""
+        core, stream = self.core, self.stream
+        assert core is not None and stream is not None
+        self.state = ConnState.CLOSED
+        self._release_slot()
+        timeout = _or_inf(self.settings.close_timeout)
+        self._stop_writing = True
+        self._writer_lot.unpark_all()
+        with trio.move_on_after(timeout):
+            await self._writer_done.wait()
+        unsent = core.output_size + self._in_flight
+        if self._lost_why:
+            self.log.info("connection %d: lost (%s)", self.id, self._lost_why)
+            if unsent:
+                await self._call_on_error(Error(
+                    f"connection {self.id} closed with {unsent} bytes not sent "
+                    f"({self._lost_why})", ErrorKind.QUEUE, connection_id=self.id))
+            await trio.aclose_forcefully(stream)
+        else:
+            await self._close_stream()
+
+    async def _close_stream(self) -> None:
+        """Graceful TCP close: half-close, read to the peer's end, close."""
+        stream = self.stream
+        if stream is None:
+            return
+        with trio.move_on_after(_or_inf(self.settings.close_timeout)) as scope:
+            try:
+                if isinstance(stream, trio.abc.HalfCloseableStream):
+                    await stream.send_eof()
+                while await stream.receive_some(self.settings.read_size):
+                    pass
+            except (*_SOCKET_ERRORS, trio.BusyResourceError):
+                pass
+        if scope.cancelled_caught:
+            await trio.aclose_forcefully(stream)
+        else:
+            with trio.move_on_after(1) as close_scope:
+                with contextlib.suppress(*_SOCKET_ERRORS):
+                    await stream.aclose()
+            if close_scope.cancelled_caught:
+                await trio.aclose_forcefully(stream)
+
+    async def _end(self) -> None:
+        """Runs once, last, whatever happened: release everything, tell the factory."""
+        self._release_slot()
+        self.state = ConnState.CLOSED
+        self._nursery = None
+        self._flush_lot.unpark_all()
+        self.ws._closed(self)
+        stream = self.stream
+        if stream is not None:
+            await trio.aclose_forcefully(stream)
+        hooks, lost = self.hooks, self.ws.factory.connection_lost
+        if self._opened and hooks is not None:
+            self.log.debug("connection %d: closed %s %r", self.id, self._close_code,
+                           self._close_reason)
+            # Shielded: on_close runs exactly once per opened connection, even
+            # when the connection was aborted by a hard shutdown.
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(_or_inf(self.settings.close_timeout)):
+                    await self._dispatch(hooks.on_close, self._close_code, self._close_reason)
+        if hooks is not None and lost is not None:
+            try:
+                lost(hooks.handler)
+            except Exception:
+                self.log.exception("connection %d: Factory.connection_lost raised", self.id)
+
+    def _release_slot(self) -> None:
+        if self._has_slot:
+            self._has_slot = False
+            self.ws.slots -= 1
+
+    # ------------------------------------------------------------------
+    # Hook dispatch
+
+    async def _dispatch(self, fn: Callable[..., Any] | None, *args: Any) -> None:
+        """Call one hook, after any ``async`` hook still running."""
+        if fn is None:
+            return
+        while self._busy:
+            await self._turn.park()
+        try:
+            result = fn(*args)
+            if result is not None and inspect.isawaitable(result):
+                self._busy = True
+                try:
+                    await result
+                finally:
+                    self._busy = False
+                    self._turn.unpark_all()
+        except Exception as exc:
+            await self._handler_failed(getattr(fn, "__name__", "handler"), exc)
+
+    async def _handler_failed(self, name: str, exc: Exception) -> None:
+        self.log.error("connection %d: %s raised %s: %s", self.id, name,
+                       type(exc).__name__, exc, exc_info=exc)
+        error = self._wrap(name, exc)
+        if name != "on_error":
+            await self._call_on_error(error, log=False)
+        if self.state is ConnState.OPEN:
+            self.close(CloseCode.ERROR, "handler error")
+        elif self.state is ConnState.CONNECTING and self._early_close is None:
+            self._early_close = (CloseCode.ERROR, "handler error")
+
+    def _wrap(self, name: str, exc: Exception) -> Error:
+        error = Error(f"{name} raised {type(exc).__name__}: {exc}", ErrorKind.CUSTOM,
+                      connection_id=self.id)
+        error.__cause__ = exc
+        return error
+
+    async def _call_on_error(self, error: Error, *, log: bool = True) -> None:
+        """``on_error`` is called directly: if it raises, that is only logged."""
+        if log and error.kind is ErrorKind.CUSTOM:
+            self.log.error("connection %d: %s", self.id, error)
+        hooks = self.hooks
+        if hooks is None or hooks.on_error is None:
+            return
+        while self._busy:
+            await self._turn.park()
+        try:
+            result = hooks.on_error(error)
+            if result is not None and inspect.isawaitable(result):
+                self._busy = True
+                try:
+                    await result
+                finally:
+                    self._busy = False
+                    self._turn.unpark_all()
+        except Exception as exc:
+            self._log_only(exc, "on_error")
+
+    def _log_only(self, exc: Exception, name: str = "factory") -> None:
+        self.log.error("connection %d: %s raised %s: %s", self.id, name,
+                       type(exc).__name__, exc, exc_info=exc)
+
+    def report(self, error: Error) -> None:
+        """Hand an error that arose outside this connection's task to ``on_error``."""
+        error.connection_id = self.id
+        self.log.warning("connection %d: %s", self.id, error)
+        if self._nursery is not None:
+            self._nursery.start_soon(self._call_on_error, error)
+
+    # ------------------------------------------------------------------
+    # Called through Sender, in the Trio thread
+
+    @property
+    def queued_bytes(self) -> int:
+        core = self.core
+        if core is None:
+            return self._early_bytes
+        return core.output_size + self._in_flight
+
+    def _queue_full(self, queued: int) -> Error:
+        return Error(
+            f"send queue of connection {self.id} is full ({queued} bytes queued, "
+            f"max_send_queue={self.settings.max_send_queue}): the peer is not reading "
+            "fast enough; await out.flush() before sending more",
+            ErrorKind.QUEUE,
+            connection_id=self.id,
+        )
+
+    def _closed_error(self, size: int) -> Error:
+        return Error(f"connection {self.id} is {self.state.value}: message of {size} bytes "
+                     "not sent", ErrorKind.QUEUE, connection_id=self.id)
+
+    def send(self, message: Message, *, check: bool = True) -> None:
+        state = self.state
+        limit = self.settings.max_send_queue if check else None
+        if state is ConnState.OPEN:
+            core = self.core
+            assert core is not None
+            if limit is not None:
+                queued = core.output_size + self._in_flight
+                if queued >= limit:
+                    raise self._queue_full(queued)
+            core.send(message)
+            self._writer_lot.unpark_all()
+        elif state is ConnState.CONNECTING:
+            if limit is not None and self._early_bytes >= limit:
+                raise self._queue_full(self._early_bytes)
+            self._early.append(message)
+            self._early_bytes += len(message)
+        else:
+            raise self._closed_error(len(message))
+
+    def check_queue(self, size: int) -> None:
+        """From another thread: raise there if the message cannot be queued."""
+        if self.state is ConnState.CLOSING or self.state is ConnState.CLOSED:
+            raise self._closed_error(size)
+        limit = self.settings.max_send_queue
+        with self._thread_lock:
+            queued = self.queued_bytes + self._thread_pending
+            if limit is not None and queued >= limit:
+                raise self._queue_full(queued)
+            self._thread_pending += size
+
+    def send_from_thread(self, message: Message) -> None:
+        with self._thread_lock:
+            self._thread_pending -= len(message)
+        try:
+            self.send(message, check=False)
+        except Error as err:
+            self.report(err)
+
+    def close(self, code: int, reason: str) -> None:
+        if self.state is ConnState.CONNECTING:
+            self._early_close = (code, reason)
+            return
+        core = self.core
+        if self.state is not ConnState.OPEN or core is None:
+            return
+        if core.close(code, reason):
+            self.state = ConnState.CLOSING
+            timeout = self.settings.close_timeout
+            if timeout is not None:
+                self._read_scope.deadline = min(self._read_scope.deadline,
+                                                trio.current_time() + timeout)
+            self._writer_lot.unpark_all()
+
+    def control(self, ping: bool, data: bytes) -> None:
+        core = self.core
+        if self.state is not ConnState.OPEN or core is None:
+            raise Error(f"connection {self.id} is {self.state.value}: cannot send a "
+                        f"{'ping' if ping else 'pong'}", ErrorKind.QUEUE, connection_id=self.id)
+        if ping:
+            core.ping(data)
+        else:
+            core.pong(data)
+        self._writer_lot.unpark_all()
+
+    def start_timer(self, timer: Timeout) -> None:
+        if self._nursery is None or self.state is ConnState.CLOSED:
+            raise Error(f"connection {self.id} is closed: cannot set a timeout",
+                        ErrorKind.TIMER, connection_id=self.id)
+        timer.scope = trio.CancelScope()
+        self._nursery.start_soon(self._run_timer, timer)
+
+    async def _run_timer(self, timer: Timeout) -> None:
+        scope = timer.scope
+        assert scope is not None
+        with scope:
+            await trio.sleep(timer.delay)
+        if scope.cancelled_caught:
+            return
+        timer.scope = None
+        if self.hooks is not None and self.state is not ConnState.CLOSED:
+            await self._dispatch(self.hooks.on_timeout, timer.token)
+
+    def cancel_timer(self, timer: Timeout) -> None:
+        if timer.scope is not None:
+            timer.scope.cancel()
+            timer.scope = None
+
+    async def flush(self) -> None:
+        await trio.lowlevel.checkpoint()
+        limit = self.settings.max_send_queue or 1
+        while self.state is not ConnState.CLOSED and self.queued_bytes >= limit:
+            if self._writer_done.is_set():
+                return
+            await self._flush_lot.park()
+
+    def begin_shutdown(self) -> None:
+        """The WebSocket shuts down: ``on_shutdown``, then close with 1001."""
+        if self.state is ConnState.CONNECTING:
+            self.abort()
+        elif self.state is ConnState.OPEN and self._nursery is not None:
+            self._nursery.start_soon(self._shutdown)
+
+    async def _shutdown(self) -> None:
+        if self.hooks is not None:
+            await self._dispatch(self.hooks.on_shutdown)
+        self.close(CloseCode.AWAY, "server shutting down" if not self.client else "going away")
+
+    def abort(self) -> None:
+        """Drop the connection at once (no closing handshake)."""
+        if not self._lost_why:
+            self._lost_why = "aborted"
+        self._scope.cancel()
+
+    # ------------------------------------------------------------------
+    # Helpers
+
+    def _tune_socket(self, stream: trio.abc.Stream) -> None:
+        if isinstance(stream, trio.SocketStream) and not self.settings.tcp_nodelay:
+            # trio turns Nagle off for every SocketStream; turn it back on.
+            stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, False)
+
+    def _socket(self) -> trio.socket.SocketType | None:
+        stream = self.stream
+        if isinstance(stream, trio.SSLStream):
+            stream = stream.transport_stream
+        return stream.socket if isinstance(stream, trio.SocketStream) else None
+
+    def _peer(self) -> str:
+        sock = self._socket()
+        if sock is None:
+            return "?"
+        try:
+            host, port = sock.getpeername()[:2]
+        except OSError:
+            return "?"
+        return f"{host}:{port}"
+
+    def _make_handshake(self, request: Request, response: Response,
+                        extensions: list[Any]) -> Handshake:
+        sock = self._socket()
+        peer: tuple[str, int] | None = None
+        local: tuple[str, int] | None = None
+        if sock is not None:
+            try:
+                peer = (sock.getpeername()[0], sock.getpeername()[1])
+                local = (sock.getsockname()[0], sock.getsockname()[1])
+            except OSError:
+                pass
+        return Handshake(
+            request=request,
+            response=response,
+            peer_addr=peer,
+            local_addr=local,
+            subprotocol=response.subprotocol,
+            extensions=tuple(ext.name for ext in extensions),
+            trust_proxy_headers=self.settings.trust_proxy_headers,
+        )
+
+
+async def _resolve(value: Any) -> Any:
+    """The value of a hook that may be ``def`` or ``async def``."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+def _or_inf(seconds: float | None) -> float:
+    return math.inf if seconds is None else seconds
+
+
+def _why(exc: BaseException) -> str:
+    cause = exc.__cause__
+    return f"{exc} ({cause})" if cause is not None else str(exc) or type(exc).__name__
+
+
+def _parse_url(url: str) -> tuple[bool, str, int, str]:
+    """(secure, host, port, Host header) of a ``ws://`` or ``wss://`` URL."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise Error(f"invalid WebSocket URL {url!r}: {exc}", ErrorKind.INTERNAL) from exc
+    if parts.scheme not in ("ws", "wss"):
+        raise Error(f"invalid WebSocket URL {url!r}: the scheme must be ws:// or wss://",
+                    ErrorKind.INTERNAL)
+    if not parts.hostname:
+        raise Error(f"invalid WebSocket URL {url!r}: no host", ErrorKind.INTERNAL)
+    secure = parts.scheme == "wss"
+    host = parts.hostname
+    default = 443 if secure else 80
+    port = port or default
+    shown = f"[{host}]" if ":" in host else host
+    host_header = shown if port == default else f"{shown}:{port}"
+    return secure, host, port, host_header

@@ -1,0 +1,1 @@
+"""The sans-I/O layer: wsproto and h11 only, never trio."""

@@ -1,0 +1,200 @@
+"""What users write: ``Handler`` objects, made per connection by a factory.
+
+A factory is any callable ``factory(out) -> handler``. The handler may be a
+:class:`Handler` (subclass), any object with some ``on_*`` methods, or a plain
+callable, which is then used as ``on_message``. :class:`Hooks` resolves once
+per connection which methods a handler really has, so the driver skips the
+ones it left out at no cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Union
+
+from ._core.http import Handshake, Request, Response
+from ._core.messages import CloseCode, Message
+from ._errors import Error, ErrorKind
+
+if TYPE_CHECKING:
+    from ._sender import Sender
+
+__all__ = ["Factory", "FactoryLike", "Handler", "HandlerLike", "Hooks", "Maybe"]
+
+#: A hook's result: nothing, or an awaitable for ``async def`` hooks.
+Maybe = Union[None, Awaitable[None]]
+
+
+class Handler:
+    """Base class for connection handlers; override the hooks you need.
+
+    Each hook may be ``def`` or ``async def``. A connection's hooks are called
+    one at a time, in order (an ``async`` hook is awaited before the next
+    event), so handler state needs no locks. An exception raised by a hook is
+    logged, passed to :meth:`on_error`, and closes this connection with 1011.
+
+    The class itself is a factory: ``wskit.listen(addr, MyHandler)``.
+    """
+
+    out: Sender
+
+    def __init__(self, out: Sender) -> None:
+        self.out = out
+
+    def on_open(self, handshake: Handshake) -> Maybe:
+        """The opening handshake succeeded; ``send`` works from here."""
+
+    def on_message(self, msg: Message) -> Maybe:
+        """A complete message arrived (fragments already joined)."""
+
+    def on_close(self, code: CloseCode | int, reason: str) -> Maybe:
+        """Called exactly once per opened connection, whoever closed it.
+
+        ``code`` is the peer's close code (the echo of ours when we closed
+        first); ``ABNORMAL`` (1006) when the stream ended without a close frame;
+        the code wskit sent when it failed the connection (1002, 1007, 1009…).
+        """
+
+    def on_error(self, err: Error) -> Maybe:
+        """Protocol, I/O, capacity, encoding, queue and handler errors.
+
+        The error is already logged; override to react to it.
+        """
+
+    def on_request(self, request: Request) -> Response | Awaitable[Response | None] | None:
+        """Server side, before accepting. ``None`` accepts a WebSocket upgrade.
+
+        Return ``request.accept(subprotocol=…)``, ``request.reject(status)``,
+        or a plain :class:`Response` to answer an ordinary HTTP request (a
+        page, a health check). A non-upgrade request answered with ``None``
+        gets ``426 Upgrade Required``.
+        """
+        return None
+
+    def build_request(self, url: str) -> Request | Awaitable[Request]:
+        """Client side: the upgrade request to send; add headers, subprotocols."""
+        return Request.for_url(url)
+
+    def on_response(self, response: Response) -> Maybe:
+        """Client side, after the server's 101; raising rejects the connection."""
+
+    def on_timeout(self, token: Any) -> Maybe:
+        """A timer set with ``self.out.timeout(delay, token)`` fired."""
+
+    def on_ping(self, data: bytes) -> Maybe:
+        """A ping arrived; the pong has already been queued."""
+
+    def on_pong(self, data: bytes) -> Maybe:
+        """A pong arrived."""
+
+    def on_shutdown(self) -> Maybe:
+        """The WebSocket is shutting down; the close (1001) follows."""
+
+
+HandlerLike = Union[Handler, Callable[[Message], Any], Any]
+FactoryLike = Union["Factory", Callable[["Sender"], HandlerLike]]
+
+_HOOKS = (
+    "on_open",
+    "on_message",
+    "on_close",
+    "on_error",
+    "on_request",
+    "build_request",
+    "on_response",
+    "on_timeout",
+    "on_ping",
+    "on_pong",
+    "on_shutdown",
+)
+
+
+class Hooks:
+    """The hooks one handler really implements (``None`` for the others)."""
+
+    __slots__ = ("handler", *_HOOKS)
+
+    handler: Any
+    on_open: Callable[[Handshake], Any] | None
+    on_message: Callable[[Message], Any] | None
+    on_close: Callable[[CloseCode | int, str], Any] | None
+    on_error: Callable[[Error], Any] | None
+    on_request: Callable[[Request], Any] | None
+    build_request: Callable[[str], Any] | None
+    on_response: Callable[[Response], Any] | None
+    on_timeout: Callable[[Any], Any] | None
+    on_ping: Callable[[bytes], Any] | None
+    on_pong: Callable[[bytes], Any] | None
+    on_shutdown: Callable[[], Any] | None
+
+    def __init__(self, handler: Any) -> None:
+        self.handler = handler
+        cls = type(handler)
+        has_hooks = isinstance(handler, Handler) or any(hasattr(handler, n) for n in _HOOKS)
+        for name in _HOOKS:
+            fn = None
+            if has_hooks:
+                fn = getattr(handler, name, None)
+                # The base class's do-nothing defaults are skipped entirely.
+                if fn is not None and getattr(cls, name, None) is getattr(Handler, name):
+                    fn = None
+            setattr(self, name, fn)
+        if not has_hooks:
+            if not callable(handler):
+                raise Error(
+                    f"the factory returned {handler!r}: expected a wskit.Handler, an "
+                    "object with on_* methods, or a callable taking each message",
+                    ErrorKind.INTERNAL,
+                )
+            self.on_message = handler
+
+
+class Factory:
+    """Makes one handler per connection; subclass for per-side or lifecycle hooks.
+
+    Any callable ``factory(out) -> handler`` works as a factory too: a
+    closure, a function or a :class:`Handler` subclass.
+    """
+
+    def connection_made(self, out: Sender) -> HandlerLike:
+        """The handler for a new connection, on either side."""
+        raise Error(
+            f"{type(self).__name__} must override connection_made(), or "
+            "server_connected() and client_connected()",
+            ErrorKind.INTERNAL,
+        )
+
+    def server_connected(self, out: Sender) -> HandlerLike:
+        """The handler for an incoming connection."""
+        return self.connection_made(out)
+
+    def client_connected(self, out: Sender) -> HandlerLike:
+        """The handler for an outgoing connection."""
+        return self.connection_made(out)
+
+    def connection_lost(self, handler: Any) -> None:
+        """That handler's connection is over (after its ``on_close``)."""
+
+    def on_shutdown(self) -> None:
+        """The WebSocket is shutting down (called once)."""
+
+
+class FactoryAdapter:
+    """A uniform view of any factory."""
+
+    __slots__ = ("client_connected", "connection_lost", "on_shutdown", "server_connected")
+
+    def __init__(self, factory: FactoryLike) -> None:
+        if isinstance(factory, Factory):
+            self.server_connected: Callable[[Sender], Any] = factory.server_connected
+            self.client_connected: Callable[[Sender], Any] = factory.client_connected
+            self.connection_lost: Callable[[Any], None] | None = factory.connection_lost
+            self.on_shutdown: Callable[[], None] | None = factory.on_shutdown
+        elif callable(factory):
+            self.server_connected = self.client_connected = factory
+            self.connection_lost = self.on_shutdown = None
+        else:
+            raise Error(
+                f"a factory must be callable (out -> handler), got {factory!r}",
+                ErrorKind.INTERNAL,
+            )
