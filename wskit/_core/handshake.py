@@ -96,6 +96,9 @@ class ServerHandshake:
             try:
                 event = h.next_event()
             except h11.RemoteProtocolError as exc:
+                if not data:  # the peer left mid-request: nobody to answer
+                    raise Error("peer closed the connection during the handshake",
+                                ErrorKind.IO) from exc
                 raise Error(
                     f"malformed HTTP request: {exc}",
                     ErrorKind.PROTOCOL,

@@ -1,0 +1,102 @@
+"""Message, Headers, Request, Response, Handshake, Settings: plain values."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from wskit import Error, Handshake, Headers, Message, Request, Response, Settings
+
+
+def test_message_semantics() -> None:
+    text = Message.text("héllo")
+    assert text == "héllo"
+    assert text.is_text
+    assert not text.is_binary
+    assert len(text) == 6  # UTF-8 bytes
+    assert str(text) == "héllo"
+    assert text.as_bytes() == "héllo".encode()
+    binary = Message.binary(bytearray(b"\x00\x01"))
+    assert binary == b"\x00\x01"
+    assert binary.is_binary
+    assert isinstance(binary.data, bytes)
+    assert Message(memoryview(b"ab")) == Message.binary(b"ab")
+    assert Message("a") != Message(b"a")
+    assert hash(Message("a")) == hash("a")
+    with pytest.raises(AttributeError):
+        text.data = "x"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Message.text(b"x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        Message(3)  # type: ignore[arg-type]
+    assert "binary" in repr(binary)
+
+
+def test_headers_are_case_insensitive_and_multi_valued() -> None:
+    headers = Headers([("X-A", "1"), ("x-a", "2"), ("B", "3, 4")])
+    assert headers["x-A"] == "1"
+    assert headers.get_all("X-A") == ["1", "2"]
+    assert headers.tokens("b") == ["3", "4"]
+    assert "x-a" in headers
+    assert len(headers) == 2
+    assert list(headers) == ["X-A", "B"]
+    assert headers.get("missing") is None
+    with pytest.raises(Error):
+        Headers({"X": "a\r\nInjected: 1"})
+
+
+def test_request_for_url() -> None:
+    request = Request.for_url("wss://h:1/p/q?a=1&a=2&b=", headers={"Authorization": "t"},
+                              subprotocols=["x", "y"], origin="https://o")
+    assert request.method == "GET"
+    assert request.path == "/p/q?a=1&a=2&b="
+    assert request.query == {"a": ["1", "2"], "b": [""]}
+    assert request.subprotocols == ["x", "y"]
+    assert request.origin == "https://o"
+    assert request.headers["authorization"] == "t"
+    assert Request.for_url("ws://h").path == "/"
+
+
+def test_response_values() -> None:
+    response = Response(404, "nope")
+    assert response.reason == "Not Found"
+    assert response.body == b"nope"
+    assert response.headers["content-type"].startswith("text/plain")
+    html = Response(200, "<p>", {"Content-Type": "text/html"})
+    assert html.headers.get_all("content-type") == ["text/html"]
+    with pytest.raises(Error):
+        Response(99)
+    with pytest.raises(Error):
+        Request.for_url("ws://h").reject(200)
+
+
+def test_remote_addr_honours_proxy_headers_only_when_trusted() -> None:
+    request = Request("GET", "/", Headers({"X-Forwarded-For": "203.0.113.9, 10.0.0.1"}))
+    base = Handshake(request, Response(101), ("10.0.0.1", 5), ("10.0.0.2", 80), None, ())
+    assert base.remote_addr() == "10.0.0.1"
+    trusted = dataclasses.replace(base, trust_proxy_headers=True)
+    assert trusted.remote_addr() == "203.0.113.9"
+    fwd = Request("GET", "/", Headers({"Forwarded": 'for="[2001:db8::1]:4711";proto=http'}))
+    assert dataclasses.replace(trusted, request=fwd).remote_addr() == "2001:db8::1"
+
+
+def test_settings_defaults_and_validation() -> None:
+    settings = Settings()
+    assert settings.max_message_size == 2**20
+    assert settings.max_connections is not None
+    assert settings.max_connections >= 1000
+    assert settings.compression == "deflate"
+    assert 5 <= (settings.handshake_timeout or 0) <= 15
+    assert 10 <= (settings.ping_interval or 0) <= 30
+    assert Settings(max_message_size=None, ping_interval=None).ping_interval is None
+    with pytest.raises(Error):
+        Settings(max_message_size=0)
+    with pytest.raises(Error):
+        Settings(compression="gzip")  # type: ignore[arg-type]
+    with pytest.raises(Error):
+        Settings(allowed_origins="https://a")
+    with pytest.raises(TypeError):
+        Settings(1)  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.max_connections = 1  # type: ignore[misc]
