@@ -232,7 +232,8 @@ class Connection:
                 [("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")],
             )
         elif response.status == 101 and not request.is_websocket:
-            response = Response(426, "not a WebSocket upgrade request\n", [("Upgrade", "websocket")])
+            response = Response(426, "not a WebSocket upgrade request\n",
+                                [("Upgrade", "websocket")])
         if response.status != 101:
             await self._respond(response)
             return False
@@ -262,7 +263,8 @@ class Connection:
             with trio.move_on_after(_or_inf(self.settings.close_timeout)):
                 await stream.send_all(render_response(response))
         except _SOCKET_ERRORS:
-            pass
+            return
+        await self._close_stream()
 
     # ------------------------------------------------------------------
     # Client side

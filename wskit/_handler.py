@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["Factory", "FactoryLike", "Handler", "HandlerLike", "Hooks", "Maybe"]
 
 #: A hook's result: nothing, or an awaitable for ``async def`` hooks.
-Maybe = Union[None, Awaitable[None]]
+Maybe = Awaitable[None] | None
 
 
 class Handler:
@@ -91,7 +91,7 @@ class Handler:
         """The WebSocket is shutting down; the close (1001) follows."""
 
 
-HandlerLike = Union[Handler, Callable[[Message], Any], Any]
+HandlerLike = Handler | Callable[[Message], Any] | Any
 FactoryLike = Union["Factory", Callable[["Sender"], HandlerLike]]
 
 _HOOKS = (

@@ -13,6 +13,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ._core.messages import CloseCode, Message
+from ._core.protocol import check_close
 from ._errors import Error, ErrorKind
 
 if TYPE_CHECKING:
@@ -103,8 +104,14 @@ class Sender:
             self._ws._run_soon(self._ws._broadcast, message)
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
-        """Start the closing handshake (idempotent); ``on_close`` follows."""
+        """Start the closing handshake (idempotent); ``on_close`` follows.
+
+        Raises ``Error(kind=PROTOCOL)`` for a code that may not be sent
+        (1005, 1006, 1015, < 1000, 1004, 1014-2999, >= 5000) or a reason over
+        123 UTF-8 bytes.
+        """
         code = int(code)
+        check_close(code, reason)  # raise in the caller's thread, not later
         if self._conn is None:
             self._ws._call(self._ws._close_all, code, reason)
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import signal
@@ -187,10 +188,8 @@ class WebSocket:
         if self._token is None:
             self._shutdown_requested = True
             return
-        try:
+        with contextlib.suppress(Error):  # already finished: nothing to shut down
             self._call(self._shutdown_now)
-        except Error:
-            pass  # already finished: nothing left to shut down
 
     @property
     def closing(self) -> bool:

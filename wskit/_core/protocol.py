@@ -22,7 +22,6 @@ This module must not import trio (``tests/test_layers.py`` checks).
 from __future__ import annotations
 
 import enum
-from typing import Union
 
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import (
@@ -105,7 +104,7 @@ class Lost:
     __slots__ = ()
 
 
-CoreEvent = Union[Message, Ping, Pong, CloseReceived, Failed, Lost]
+CoreEvent = Message | Ping | Pong | CloseReceived | Failed | Lost
 
 _NO_RSV = RsvBits(False, False, False)
 _ERROR_KINDS = {
