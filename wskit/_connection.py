@@ -239,7 +239,7 @@ class Connection:
             return False
 
         head, extensions = ServerHandshake.accept(
-            request, response, make_extensions(settings.compression)
+            request, response, self._extensions()
         )
         self.core = ConnectionCore(
             client=False,
@@ -313,7 +313,7 @@ class Connection:
             if not isinstance(request, Request):
                 raise Error(f"build_request returned {request!r}, not a wskit.Request",
                             ErrorKind.CUSTOM, connection_id=self.id)
-        extensions = make_extensions(settings.compression)
+        extensions = self._extensions()
         hs = ClientHandshake(request, host=host_header, extensions=extensions,
                              max_header_size=settings.max_header_size)
         timeout = _or_inf(settings.handshake_timeout)
@@ -775,6 +775,16 @@ class Connection:
 
     # ------------------------------------------------------------------
     # Helpers
+
+    def _extensions(self) -> list[Any]:
+        settings = self.settings
+        return make_extensions(
+            settings.compression,
+            client=self.client,
+            max_message_size=settings.max_message_size,
+            window_bits=settings.deflate_window_bits,
+            no_context_takeover=settings.deflate_no_context_takeover,
+        )
 
     def _tune_socket(self, stream: trio.abc.Stream) -> None:
         if isinstance(stream, trio.SocketStream) and not self.settings.tcp_nodelay:

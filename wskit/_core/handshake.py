@@ -19,11 +19,12 @@ import hashlib
 import os
 
 import h11
-from wsproto.extensions import Extension, PerMessageDeflate
+from wsproto.extensions import Extension
 from wsproto.handshake import client_extensions_handshake, server_extensions_handshake
 from wsproto.utilities import RemoteProtocolError
 
 from .._errors import Error, ErrorKind
+from .deflate import BoundedDeflate
 from .http import Headers, Request, Response
 
 __all__ = [
@@ -45,9 +46,19 @@ def accept_token(key: str | bytes) -> str:
     return base64.b64encode(hashlib.sha1(raw.strip() + _WS_GUID).digest()).decode("ascii")
 
 
-def make_extensions(compression: str | None) -> list[Extension]:
+def make_extensions(
+    compression: str | None,
+    *,
+    client: bool = False,
+    max_message_size: int | None = None,
+    window_bits: int = 15,
+    no_context_takeover: bool = False,
+) -> list[Extension]:
     """Fresh extension objects for one connection (they hold zlib state)."""
-    return [PerMessageDeflate()] if compression == "deflate" else []
+    if compression != "deflate":
+        return []
+    return [BoundedDeflate(client=client, max_message_size=max_message_size,
+                           window_bits=window_bits, no_context_takeover=no_context_takeover)]
 
 
 def render_response(response: Response, extra: list[tuple[str, str]] | None = None) -> bytes:
