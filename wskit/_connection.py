@@ -430,7 +430,7 @@ class Connection:
             self._close_code, self._close_reason = event.code, event.reason
             self.log.debug("connection %d: close %s %r", self.id, event.code, event.reason)
         elif isinstance(event, Failed):
-            self._close_code, self._close_reason = event.code, str(event.error)
+            self._close_code, self._close_reason = event.code, event.reason
             self.state = ConnState.CLOSING
             error = event.error
             error.connection_id = self.id
@@ -728,12 +728,11 @@ class Connection:
         if self._nursery is None or self.state is ConnState.CLOSED:
             raise Error(f"connection {self.id} is closed: cannot set a timeout",
                         ErrorKind.TIMER, connection_id=self.id)
-        timer.scope = trio.CancelScope()
-        self._nursery.start_soon(self._run_timer, timer)
+        # The scope is handed to the task: cancel() may run before it starts.
+        timer.scope = scope = trio.CancelScope()
+        self._nursery.start_soon(self._run_timer, timer, scope)
 
-    async def _run_timer(self, timer: Timeout) -> None:
-        scope = timer.scope
-        assert scope is not None
+    async def _run_timer(self, timer: Timeout, scope: trio.CancelScope) -> None:
         with scope:
             await trio.sleep(timer.delay)
         if scope.cancelled_caught:

@@ -146,3 +146,17 @@ def test_render_plain_response() -> None:
     assert b"Content-Length: 2\r\n" in wire
     assert b"Connection: close\r\n" in wire
     assert wire.endswith(b"\r\n\r\nok")
+
+
+def test_too_many_headers_gets_431() -> None:
+    wire = RAW.replace(b"\r\n\r\n", b"\r\n" + b"X-A: 1\r\n" * 200 + b"\r\n")
+    with pytest.raises(Error) as info:
+        ServerHandshake(max_header_size=65536).receive_data(wire)
+    assert info.value.status == 431
+
+
+def test_overlong_target_gets_414() -> None:
+    wire = RAW.replace(b"GET / ", b"GET /" + b"a" * 9000 + b" ")
+    with pytest.raises(Error) as info:
+        ServerHandshake(max_header_size=65536).receive_data(wire)
+    assert info.value.status == 414

@@ -38,6 +38,12 @@ __all__ = [
 # RFC 6455 section 1.3: the GUID concatenated with the key before hashing.
 _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _WS_VERSION = "13"
+# Beyond max_header_size (the whole head, enforced by h11), two limits of
+# their own, as websockets and nginx have: a header count (websockets: 128;
+# each header costs parsing and memory even when short) and a request
+# target length (nginx answers 414 past its 8 KiB large_client_header_buffers).
+MAX_HEADERS = 128
+MAX_TARGET = 8192
 
 
 def accept_token(key: str | bytes) -> str:
@@ -92,6 +98,7 @@ class ServerHandshake:
     def __init__(self, *, max_header_size: int) -> None:
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_size)
         self._max_body = max_header_size
+        self._max_head = max_header_size
         self._request: Request | None = None
         self._body = bytearray()
 
@@ -120,6 +127,20 @@ class ServerHandshake:
                     raise Error("peer closed the connection during the handshake", ErrorKind.IO)
                 return None
             if isinstance(event, h11.Request):
+                if len(event.headers) > MAX_HEADERS:
+                    raise Error(f"too many headers ({len(event.headers)} > {MAX_HEADERS})",
+                                ErrorKind.CAPACITY, status=431)
+                # h11 enforces its size limit only while the head is still
+                # incomplete: a whole oversized head read at once passes.
+                size = len(event.method) + len(event.target) + 12 + sum(
+                    len(name) + len(value) + 4 for name, value in event.headers.raw_items()
+                )
+                if size > self._max_head:
+                    raise Error(f"request head larger than max_header_size={self._max_head}",
+                                ErrorKind.CAPACITY, status=431)
+                if len(event.target) > MAX_TARGET:
+                    raise Error(f"request target longer than {MAX_TARGET} bytes",
+                                ErrorKind.CAPACITY, status=414)
                 self._request = Request(
                     event.method.decode("ascii", "replace"),
                     event.target.decode("ascii", "replace"),

@@ -91,10 +91,12 @@ class CloseReceived:
 class Failed:
     """The peer broke the protocol or a limit; our close frame is queued."""
 
-    __slots__ = ("code", "error")
+    __slots__ = ("code", "reason", "error")
 
-    def __init__(self, code: CloseCode, error: Error) -> None:
+    def __init__(self, code: CloseCode, reason: str, error: Error) -> None:
         self.code = code
+        #: The reason in the close frame we sent.
+        self.reason = reason
         self.error = error
 
 
@@ -292,8 +294,13 @@ class ConnectionCore:
             self._queue(ws.send(CloseConnection(code=code, reason=reason)))
         self.state = CoreState.FAILED
         kind = _ERROR_KINDS.get(code, ErrorKind.PROTOCOL)
-        return Failed(code, Error(f"peer violated the protocol: {reason} (close {code.value})",
-                                  kind))
+        if code is CloseCode.SIZE:
+            what = f"peer sent a {reason}"
+        elif code is CloseCode.INVALID:
+            what = f"peer sent invalid data ({reason})"
+        else:
+            what = f"peer violated the protocol ({reason})"
+        return Failed(code, reason, Error(f"{what}; closed with {code.value}", kind))
 
     # -- sending -------------------------------------------------------
 
