@@ -519,12 +519,17 @@ class Connection:
         stream = self.stream
         if stream is None:
             return
+        half_close = isinstance(stream, trio.abc.HalfCloseableStream)
         with trio.move_on_after(_or_inf(self.settings.close_timeout)) as scope:
             try:
-                if isinstance(stream, trio.abc.HalfCloseableStream):
-                    await stream.send_eof()
-                while await stream.receive_some(self.settings.read_size):
-                    pass
+                if half_close:
+                    await stream.send_eof()  # type: ignore[attr-defined]
+                # RFC 6455 7.1.1: the server closes the TCP connection first,
+                # so a client waits for it. TLS can't half-close: a TLS server
+                # closes at once (close_notify) rather than wait for the client.
+                if half_close or self.client:
+                    while await stream.receive_some(self.settings.read_size):
+                        pass
             except (*_SOCKET_ERRORS, trio.BusyResourceError):
                 pass
         if scope.cancelled_caught:
