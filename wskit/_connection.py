@@ -160,8 +160,11 @@ class Connection:
                 while request is None:
                     request = hs.receive_data(await stream.receive_some(settings.read_size))
             except Error as err:
-                self.log.info("connection %d: bad handshake from %s: %s",
-                              self.id, self._peer(), err)
+                # A peer that leaves without a request (a TCP health check, a
+                # port probe) is routine: DEBUG. A malformed request is INFO.
+                level = logging.DEBUG if err.status is None else logging.INFO
+                self.log.log(level, "connection %d: no valid request from %s: %s",
+                             self.id, self._peer(), err)
                 if err.status is not None:
                     extra = [("Sec-WebSocket-Version", "13")] if err.status == 426 else None
                     await self._respond(Response(err.status, f"{err}\n", extra))
@@ -322,7 +325,7 @@ class Connection:
             try:
                 stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
             except OSError as exc:
-                raise Error(f"could not connect to {host}:{port}: {exc.strerror or exc}",
+                raise Error(f"could not connect to {host}:{port}: {_os_reason(exc)}",
                             ErrorKind.IO, connection_id=self.id) from exc
             self.stream = stream
             self._tune_socket(stream)
@@ -847,6 +850,16 @@ def _or_inf(seconds: float | None) -> float:
 def _why(exc: BaseException) -> str:
     cause = exc.__cause__
     return f"{exc} ({cause})" if cause is not None else str(exc) or type(exc).__name__
+
+
+def _os_reason(exc: OSError) -> str:
+    """The errno text behind trio's "all attempts to connect … failed"."""
+    cause = exc.__cause__
+    if isinstance(cause, BaseExceptionGroup):
+        reasons = {e.strerror or str(e) for e in cause.exceptions if isinstance(e, OSError)}
+        if reasons:
+            return "; ".join(sorted(reasons))
+    return exc.strerror or str(exc)
 
 
 def _parse_url(url: str) -> tuple[bool, str, int, str]:
