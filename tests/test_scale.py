@@ -53,3 +53,25 @@ async def test_1000_concurrent_connections_echo(serve: Any, ws_connect: Any,
             await all_open.wait()
             assert server.ws.connections == count
     assert echoed == count
+
+
+@pytest.mark.slow
+async def test_1000_slowloris_peers_do_not_stop_a_normal_client(
+    serve: Any, ws_connect: Any, many_files: Any
+) -> None:
+    server = await serve(lambda out: out.send,
+                         wskit.Settings(ping_interval=None, handshake_timeout=30))
+    streams = []
+    try:
+        for _ in range(1000):
+            stream = await trio.open_tcp_stream(server.host, server.port)
+            await stream.send_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Trickle: a")
+            streams.append(stream)
+        with trio.fail_after(5):
+            async with ws_connect(server.url()) as client:
+                await client.send("not blocked")
+                assert await client.recv() == "not blocked"
+                assert server.ws.slots == 1  # trickling peers hold no admission slot
+    finally:
+        for stream in streams:
+            await stream.aclose()
