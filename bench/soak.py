@@ -26,6 +26,7 @@ import sys
 import time
 
 import trio
+import trio.lowlevel
 
 SERVER = """
 import sys, wskit
@@ -110,7 +111,7 @@ async def soak(port: int, args: argparse.Namespace, server_pid: int) -> dict[str
     async with trio.open_nursery() as nursery:
         for _ in range(args.connections):
             nursery.start_soon(client, port, stats, args.interval, deadline, ready)
-            await trio.sleep(0)  # let the accept queue drain as we go
+            await trio.lowlevel.checkpoint()  # let the accept queue drain as we go
         with trio.move_on_after(args.duration):
             for _ in range(args.connections):
                 await ready.acquire()

@@ -91,7 +91,7 @@ class CloseReceived:
 class Failed:
     """The peer broke the protocol or a limit; our close frame is queued."""
 
-    __slots__ = ("code", "reason", "error")
+    __slots__ = ("code", "error", "reason")
 
     def __init__(self, code: CloseCode, reason: str, error: Error) -> None:
         self.code = code
