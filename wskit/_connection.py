@@ -430,9 +430,11 @@ class Connection:
         elif isinstance(event, Ping):
             await self._dispatch(hooks.on_ping, event.data)
         elif isinstance(event, CloseReceived):
+            self.core.answer_close()  # type: ignore[union-attr]
             self._close_code, self._close_reason = event.code, event.reason
             self.log.debug("connection %d: close %s %r", self.id, event.code, event.reason)
         elif isinstance(event, Failed):
+            self.core.answer_close()  # type: ignore[union-attr]
             self._close_code, self._close_reason = event.code, event.reason
             self.state = ConnState.CLOSING
             error = event.error

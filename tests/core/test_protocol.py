@@ -96,6 +96,9 @@ def test_closing_handshake_initiated_by_client() -> None:
     assert len(events) == 1
     assert isinstance(events[0], CloseReceived)
     assert (events[0].code, events[0].reason) == (4000, "bye")
+    assert server.state is CoreState.OPEN  # the echo waits for answer_close()
+    assert server.receive_data(b"anything") == []  # nothing is read after a close
+    server.answer_close()
     assert server.state is CoreState.CLOSED
     echo = client.receive_data(server.take_output())
     assert isinstance(echo[0], CloseReceived)
@@ -170,6 +173,7 @@ def test_protocol_violations_fail_the_connection(wire: bytes, code: CloseCode,
     assert isinstance(failed, Failed)
     assert failed.code == code
     assert failed.error.kind is kind
+    server.answer_close()
     assert server.state is CoreState.FAILED
     out = server.take_output()
     # Our close frame carries the code (server frames are unmasked).
@@ -237,3 +241,57 @@ def test_trailing_data_from_handshake_is_parsed() -> None:
     server = ConnectionCore(client=False, extensions=[], max_message_size=None,
                             trailing_data=client.take_output())
     assert server.pending_events() == ["early"]
+
+
+def test_reply_to_a_message_that_came_with_the_close_goes_first() -> None:
+    # Autobahn 7.1.1: a message and a close frame in one read get the echo,
+    # then the close.
+    client, server = pair()
+    client.send(Message("last words"))
+    client.close(1000)
+    events = server.receive_data(client.take_output())
+    assert events[0] == "last words"
+    assert isinstance(events[1], CloseReceived)
+    server.send(Message("echo: last words"))  # still allowed before answer_close()
+    server.answer_close()
+    with pytest.raises(Error):
+        server.send(Message("too late"))
+    out = server.take_output()
+    # The echo frame (text, unmasked) comes first, then the close frame.
+    assert out[:2] == bytes([0x81, len("echo: last words")])
+    assert out[2:18] == b"echo: last words"
+    assert out[18] == 0x88
+
+
+def test_reply_to_a_message_before_a_bad_frame_goes_first() -> None:
+    client, server = pair()
+    client.send(Message("fine"))
+    events = server.receive_data(client.take_output() + frame(0x3, b"bad"))
+    assert events[0] == "fine"
+    assert isinstance(events[1], Failed)
+    server.send(Message("reply"))
+    server.answer_close()
+    assert server.state is CoreState.FAILED
+    out = client.receive_data(server.take_output())
+    assert out[0] == "reply"
+    assert isinstance(out[1], CloseReceived)
+    assert out[1].code == CloseCode.PROTOCOL
+
+
+def test_close_while_an_answer_is_owed_sends_the_owed_answer() -> None:
+    client, server = pair()
+    client.close(4000, "bye")
+    server.receive_data(client.take_output())
+    assert not server.close(1001, "ignored")  # the peer's close is answered instead
+    echo = client.receive_data(server.take_output())
+    assert isinstance(echo[0], CloseReceived)
+    assert echo[0].code == 4000
+
+
+@pytest.mark.parametrize("code", [1012, 1013, 1014])
+def test_iana_registered_codes_are_accepted_and_sendable(code: int) -> None:
+    client, server = pair()
+    assert client.close(code, "r")
+    events = server.receive_data(client.take_output())
+    assert isinstance(events[0], CloseReceived)
+    assert events[0].code == code

@@ -7,13 +7,15 @@ what the socket read with :meth:`receive_data` and get back complete events:
 :class:`Pong`, :class:`CloseReceived`, :class:`Failed` or :class:`Lost`.
 Everything the protocol obliges us to send — pongs, the echo of a close
 frame, the close frame that fails a connection — is queued by the core
-itself; the I/O layer only has to write :meth:`take_output` out.
+itself; the I/O layer only has to write :meth:`take_output` out, and call
+:meth:`answer_close` when it reaches a ``CloseReceived`` or ``Failed``
+event (so replies to the messages before it are sent first).
 
 States (RFC 6455 section 7)::
 
     OPEN --close()--> LOCAL_CLOSING --peer's close--> CLOSED
-    OPEN --peer's close (echoed)-------------------> CLOSED
-    OPEN --protocol error / too big (close sent)---> FAILED
+    OPEN --peer's close, answer_close() (echo)-----> CLOSED
+    OPEN --protocol error / too big, answer_close()> FAILED
     any  --end of stream without close-------------> CLOSED (Lost, 1006)
 
 This module must not import trio (``tests/test_layers.py`` checks).
@@ -22,6 +24,7 @@ This module must not import trio (``tests/test_layers.py`` checks).
 from __future__ import annotations
 
 import enum
+import struct
 
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import (
@@ -36,7 +39,15 @@ from wsproto.events import (
     Pong as WsPong,
 )
 from wsproto.extensions import Extension
-from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
+from wsproto.frame_protocol import (
+    CloseReason,
+    Frame,
+    FrameDecoder,
+    FrameProtocol,
+    Opcode,
+    ParseFailed,
+    RsvBits,
+)
 
 from .._errors import Error, ErrorKind
 from .messages import CloseCode, Message, close_code
@@ -183,10 +194,36 @@ class MessageSizeLimit(Extension):
         return rsv, data
 
 
+# Registered in IANA's WebSocket close code registry (RFC 6455 section 11.7)
+# after wsproto's table was written: 1014 "Bad Gateway". wsproto refuses it
+# as an "unknown reserved code"; browsers and websockets accept it.
+_LATE_REGISTERED = frozenset({1014})
+
+
+class _FrameProtocol(FrameProtocol):
+    """wsproto's frame layer, accepting close codes registered since it was written."""
+
+    def _process_close(self, frame: Frame) -> Frame:
+        data = frame.payload
+        if isinstance(data, (bytes, bytearray)) and len(data) >= 2:
+            (code,) = struct.unpack("!H", data[:2])
+            if code in _LATE_REGISTERED:
+                try:
+                    reason = bytes(data[2:]).decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise ParseFailed(f"Error decoding CLOSE reason: {exc}",
+                                      CloseReason.INVALID_FRAME_PAYLOAD_DATA) from exc
+                return Frame(frame.opcode, (code, reason), frame.frame_finished,
+                             frame.message_finished)
+        return super()._process_close(frame)
+
+
 # RFC 6455 section 7.4.1: the codes an endpoint may put in a close frame
 # (1005, 1006 and 1015 are for reporting only); 3000-4999 are for libraries
 # and applications (section 7.4.2).
-_SENDABLE = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013})
+_SENDABLE = frozenset(
+    {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, *_LATE_REGISTERED}
+)
 
 
 def check_close(code: int, reason: str) -> None:
@@ -214,11 +251,15 @@ class ConnectionCore:
         self._limit = max_message_size
         if max_message_size is not None:
             exts.append(MessageSizeLimit(max_message_size))
+        self._ws = ws = Connection(ConnectionType.CLIENT if client else ConnectionType.SERVER)
+        ws._proto = _FrameProtocol(client, exts)
         # Frames that arrived with the handshake are parsed first.
-        self._ws = Connection(
-            ConnectionType.CLIENT if client else ConnectionType.SERVER, exts, trailing_data
-        )
+        if trailing_data:
+            ws.receive_data(trailing_data)
         self.state = CoreState.OPEN
+        # The close frame we owe the peer, and the state once it is sent: see
+        # answer_close().
+        self._owed: tuple[int, str, CoreState] | None = None
         self._out: list[bytes] = []
         #: Bytes queued in the output and not yet taken by :meth:`take_output`.
         self.output_size = 0
@@ -228,8 +269,8 @@ class ConnectionCore:
 
     def receive_data(self, data: bytes | bytearray | None) -> list[CoreEvent]:
         """Feed what the socket read; ``None`` or ``b""`` means end of stream."""
-        if self.state in (CoreState.CLOSED, CoreState.FAILED):
-            return []
+        if self.state in (CoreState.CLOSED, CoreState.FAILED) or self._owed is not None:
+            return []  # nothing after a close frame is read (section 5.5.1)
         ws = self._ws
         ws.receive_data(bytes(data) if data else None)
         return self._events()
@@ -275,9 +316,12 @@ class ConnectionCore:
             self.state = CoreState.CLOSED
             return Lost()
         if ws.state is ConnectionState.REMOTE_CLOSING:
-            # The peer started the closing handshake: echo its code (7.1.2).
-            self._queue(ws.send(event.response()))
-            self.state = CoreState.CLOSED
+            # The peer started the closing handshake: we owe it the echo of
+            # its code (7.1.2), sent by answer_close() once the messages that
+            # came before the close frame have been handled (5.5.1 lets us
+            # finish what we were sending).
+            echo = event.response()
+            self._owed = (echo.code, echo.reason or "", CoreState.CLOSED)
             return CloseReceived(close_code(event.code), event.reason or "")
         if ws.state is ConnectionState.CLOSED:
             # The peer answered the close frame we sent.
@@ -291,8 +335,9 @@ class ConnectionCore:
         if code is CloseCode.SIZE and self._limit is not None:
             reason = f"message larger than {self._limit} bytes"
         if ws.state is ConnectionState.OPEN:
-            self._queue(ws.send(CloseConnection(code=code, reason=reason)))
-        self.state = CoreState.FAILED
+            self._owed = (code, reason, CoreState.FAILED)
+        else:  # we had sent our close already
+            self.state = CoreState.FAILED
         kind = _ERROR_KINDS.get(code, ErrorKind.PROTOCOL)
         if code is CloseCode.SIZE:
             what = f"peer sent a {reason}"
@@ -301,6 +346,19 @@ class ConnectionCore:
         else:
             what = f"peer violated the protocol ({reason})"
         return Failed(code, reason, Error(f"{what}; closed with {code.value}", kind))
+
+    def answer_close(self) -> None:
+        """Send the close frame owed since :class:`CloseReceived` or :class:`Failed`.
+
+        Until then the connection stays OPEN, so replies to messages that
+        arrived before the close frame still go out.
+        """
+        owed, self._owed = self._owed, None
+        if owed is None:
+            return
+        code, reason, final = owed
+        self._queue(self._ws.send(CloseConnection(code=code, reason=reason)))
+        self.state = final
 
     # -- sending -------------------------------------------------------
 
@@ -325,13 +383,21 @@ class ConnectionCore:
         if len(event.payload) > 125:
             raise Error("ping/pong payload must be at most 125 bytes (RFC 6455 5.5)",
                         ErrorKind.PROTOCOL)
-        return self._queue(self._ws.send(event))
+        # The frame layer directly: wsproto's Connection refuses control
+        # frames while a close answer is owed, which answer_close() sends.
+        proto = self._ws._proto
+        payload = bytes(event.payload)
+        return self._queue(proto.ping(payload) if isinstance(event, WsPing)
+                           else proto.pong(payload))
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> bool:
         """Start the closing handshake; ``False`` if it already started."""
         if self.state is not CoreState.OPEN:
             return False
         check_close(code, reason)
+        if self._owed is not None:
+            self.answer_close()  # the peer closed (or failed) first: answer it
+            return False
         self._queue(self._ws.send(CloseConnection(code=code, reason=reason)))
         self.state = CoreState.LOCAL_CLOSING
         return True
