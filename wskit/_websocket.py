@@ -215,16 +215,11 @@ class WebSocket:
         nursery = self._require_nursery()
 
         async def handle(stream: trio.SocketStream) -> None:
-            conn = Connection(self, client=False)
-            self._track(conn)
-            try:
-                if ssl_context is not None:
-                    await conn.serve(trio.SSLStream(stream, ssl_context, server_side=True,
-                                                    https_compatible=True))
-                else:
-                    await conn.serve(stream)
-            finally:
-                self._untrack()
+            if ssl_context is None:
+                await self._serve_stream(stream)
+            else:
+                await self._serve_stream(trio.SSLStream(stream, ssl_context, server_side=True,
+                                                        https_compatible=True))
 
         with scope:
             await trio.serve_listeners(handle, listeners, handler_nursery=nursery)
@@ -345,6 +340,19 @@ class WebSocket:
         await self._wait_idle()
         assert self._shutdown_done is not None
         self._shutdown_done.set()
+
+    async def _serve_stream(self, stream: trio.abc.Stream) -> None:
+        """Run one server connection on any Trio stream, as a listener would.
+
+        For ``wskit.testing``: an in-memory stream instead of a socket.
+        Returns when the connection is over; never raises.
+        """
+        conn = Connection(self, client=False)
+        self._track(conn)
+        try:
+            await conn.serve(stream)
+        finally:
+            self._untrack()
 
 
 def _single(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
