@@ -14,6 +14,7 @@ from ._core.http import Handshake, Headers, Request, Response
 from ._core.messages import CloseCode, Message
 from ._errors import Error, ErrorKind
 from ._handler import Factory, Handler
+from ._router import Router
 from ._sender import Sender, Timeout
 from ._settings import Settings
 from ._websocket import WebSocket
@@ -31,6 +32,7 @@ __all__ = [
     "Message",
     "Request",
     "Response",
+    "Router",
     "Sender",
     "Settings",
     "Timeout",
