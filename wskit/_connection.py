@@ -29,7 +29,7 @@ import os
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -107,15 +107,17 @@ class Connection:
         self._early: list[Message] = []
         self._early_bytes = 0
         self._early_close: tuple[int, str] | None = None
-        self._in_flight = 0
+        self._fd: int | None = None  # plain TCP: read and written directly
+        self._backlog = memoryview(b"")  # taken from the core, not yet written
+        self._in_flight = 0  # TLS: bytes inside send_all()
+        self._writing = False  # a writer task waits for room in the kernel
+        self._batching = False  # replies wait for the end of the read batch
         self._thread_pending = 0
         self._thread_lock = threading.Lock()
-        self._writer_lot = trio.lowlevel.ParkingLot()
         self._flush_lot = trio.lowlevel.ParkingLot()
+        self._idle_lot = trio.lowlevel.ParkingLot()
         self._turn = trio.lowlevel.ParkingLot()
         self._busy = False
-        self._stop_writing = False
-        self._writer_done = trio.Event()
         self._write_failed = False
         self._lost_why = ""
         self._pong_waiter: tuple[bytes, trio.Event] | None = None
@@ -375,12 +377,13 @@ class Connection:
         self.state = ConnState.OPEN
         self.ws._opened(self)
         self._opened = True
+        self._fd = self._raw_fd()
         self.log.debug("connection %d: open (%s)", self.id, self._peer())
         for message in self._early:
             core.send(message)
         self._early.clear()
         self._early_bytes = 0
-        nursery.start_soon(self._writer)
+        self._output()
         if self.settings.ping_interval is not None:
             nursery.start_soon(self._keepalive)
         await self._dispatch(hooks.on_open, self.handshake)
@@ -391,34 +394,101 @@ class Connection:
         await self._read_loop()
         await self._finish()
 
+    # ------------------------------------------------------------------
+    # Reading
+
     async def _read_loop(self) -> None:
-        core, stream = self.core, self.stream
-        assert core is not None and stream is not None
-        size = self.settings.read_size
+        core = self.core
+        assert core is not None
         events = core.pending_events()
         with self._read_scope:
             while True:
-                if core.has_output:
-                    self._writer_lot.unpark_all()
-                for event in events:
-                    await self._handle(event)
+                if events:
+                    await self._handle_batch(events)
+                elif core.has_output:
+                    self._write_now()
                 if core.state is CoreState.CLOSED or core.state is CoreState.FAILED:
                     return
-                try:
-                    data = await stream.receive_some(size)
-                except _SOCKET_ERRORS as exc:
-                    self._lost_why = _why(exc)
-                    data = b""
-                events = core.receive_data(data)
+                events = core.receive_data(await self._read())
         # Only a cancelled read scope gets here: close timeout, write
         # failure or keepalive timeout.
         if not self._lost_why:
             self._lost_why = f"no close frame within close_timeout={self.settings.close_timeout}s"
         self._close_code, self._close_reason = CloseCode.ABNORMAL, ""
 
-    async def _handle(self, event: CoreEvent) -> None:
+    async def _read(self) -> bytes:
+        """The next bytes from the peer; ``b""`` at the end of the stream."""
+        size = self.settings.read_size
+        fd = self._fd
+        if fd is None:  # TLS (or any other stream): its own receive_some
+            assert self.stream is not None
+            try:
+                return bytes(await self.stream.receive_some(size))
+            except _SOCKET_ERRORS as exc:
+                self._lost_why = _why(exc)
+                return b""
+        # Plain TCP: the non-blocking socket is read directly. Trio's recv()
+        # makes two trips through the scheduler per read (the wait, then a
+        # checkpoint after the data); this makes one either way.
+        try:
+            data = os.read(fd, size)
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            self._lost_why = f"read failed: {exc}"
+            return b""
+        else:
+            await trio.lowlevel.checkpoint()  # data was already there: stay fair
+            return data
+        while True:
+            try:
+                await trio.lowlevel.wait_readable(fd)
+                return os.read(fd, size)
+            except BlockingIOError:
+                continue  # a spurious wake-up
+            except (OSError, trio.ClosedResourceError) as exc:
+                self._lost_why = f"read failed: {exc}"
+                return b""
+
+    async def _handle_batch(self, events: list[CoreEvent]) -> None:
+        """Dispatch what one read brought; the replies leave in one write after it."""
         hooks = self.hooks
         assert hooks is not None
+        on_message = hooks.on_message
+        self._batching = True
+        try:
+            for event in events:
+                if event.__class__ is not Message:
+                    await self._unbatched(self._handle(event))
+                elif on_message is not None and self.state is ConnState.OPEN:
+                    # The hot path, inline: no coroutine per message for a
+                    # sync hook.
+                    if self._busy:
+                        await self._unbatched(self._wait_turn())
+                    try:
+                        result = on_message(event)
+                    except Exception as exc:
+                        await self._unbatched(self._handler_failed(_name(on_message), exc))
+                        continue
+                    if result is not None and inspect.isawaitable(result):
+                        await self._unbatched(self._await_hook(_name(on_message), result))
+        finally:
+            self._batching = False
+        self._write_now()
+
+    async def _unbatched(self, awaitable: Awaitable[None]) -> None:
+        """Await outside the batch: what is queued goes out now, and sends made
+        meanwhile (by an async hook, a timer) are written as they happen."""
+        self._batching = False
+        self._write_now()
+        try:
+            await awaitable
+        finally:
+            self._batching = True
+
+    async def _handle(self, event: CoreEvent) -> None:
+        hooks, core = self.hooks, self.core
+        assert hooks is not None and core is not None
         if isinstance(event, Message):
             if self.state is ConnState.OPEN:
                 await self._dispatch(hooks.on_message, event)
@@ -428,13 +498,14 @@ class Connection:
                 waiter[1].set()
             await self._dispatch(hooks.on_pong, event.data)
         elif isinstance(event, Ping):
+            self._output()  # the core queued the pong
             await self._dispatch(hooks.on_ping, event.data)
         elif isinstance(event, CloseReceived):
-            self.core.answer_close()  # type: ignore[union-attr]
+            core.answer_close()
             self._close_code, self._close_reason = event.code, event.reason
             self.log.debug("connection %d: close %s %r", self.id, event.code, event.reason)
         elif isinstance(event, Failed):
-            self.core.answer_close()  # type: ignore[union-attr]
+            core.answer_close()
             self._close_code, self._close_reason = event.code, event.reason
             self.state = ConnState.CLOSING
             error = event.error
@@ -446,31 +517,83 @@ class Connection:
             if not self._lost_why:
                 self._lost_why = "end of stream without a close frame"
 
+    # ------------------------------------------------------------------
+    # Writing: synchronous while the kernel takes the bytes; a writer task
+    # only while its buffer is full (or for TLS, whose stream must be awaited).
+
+    def _output(self) -> None:
+        """Frames were queued in the core: write them now, or at the end of the
+        batch being dispatched (one write for all the replies to one read)."""
+        if not self._batching:
+            self._write_now()
+
+    def _write_now(self) -> None:
+        if self._writing:
+            return  # the writer task takes what is queued, in order
+        core = self.core
+        assert core is not None
+        fd = self._fd
+        if fd is None:
+            if core.has_output:
+                self._start_writer()
+            return
+        data = core.take_output()
+        if not data:
+            return
+        try:
+            sent = os.write(fd, data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            self._backlog = memoryview(data)
+            self._write_failed_now(exc)
+            return
+        if sent < len(data):
+            self._backlog = memoryview(data)[sent:]
+            self._start_writer()
+
+    def _start_writer(self) -> None:
+        if not self._writing and self._nursery is not None:
+            self._writing = True
+            self._nursery.start_soon(self._writer)
+
     async def _writer(self) -> None:
-        core, stream = self.core, self.stream
+        core, stream, fd = self.core, self.stream, self._fd
         assert core is not None and stream is not None
-        lot = self._writer_lot
         try:
             while True:
-                data = core.take_output()
-                if not data:
-                    if self._stop_writing:
+                if fd is not None:
+                    if not self._backlog:
+                        self._backlog = memoryview(core.take_output())
+                        if not self._backlog:
+                            return
+                    await trio.lowlevel.wait_writable(fd)
+                    try:
+                        sent = os.write(fd, self._backlog)
+                    except BlockingIOError:
+                        continue
+                    self._backlog = self._backlog[sent:]
+                else:
+                    data = core.take_output()
+                    if not data:
                         return
-                    await lot.park()
-                    continue
-                self._in_flight = len(data)
-                await stream.send_all(data)
-                self._in_flight = 0
+                    self._in_flight = len(data)
+                    await stream.send_all(data)
+                    self._in_flight = 0
                 if self._flush_lot:
                     self._flush_lot.unpark_all()
-        except _SOCKET_ERRORS as exc:
-            self._write_failed = True
-            if not self._lost_why:
-                self._lost_why = f"write failed: {_why(exc)}"
-            self._read_scope.cancel()
+        except (OSError, *_SOCKET_ERRORS) as exc:
+            self._write_failed_now(exc)
         finally:
-            self._writer_done.set()
+            self._writing = False
             self._flush_lot.unpark_all()
+            self._idle_lot.unpark_all()
+
+    def _write_failed_now(self, exc: BaseException) -> None:
+        self._write_failed = True
+        if not self._lost_why:
+            self._lost_why = f"write failed: {_why(exc)}"
+        self._read_scope.cancel()
 
     async def _keepalive(self) -> None:
         interval = self.settings.ping_interval
@@ -484,7 +607,7 @@ class Connection:
             got_pong = trio.Event()
             self._pong_waiter = (payload, got_pong)
             self.core.ping(payload)
-            self._writer_lot.unpark_all()
+            self._output()
             with trio.move_on_after(timeout):
                 await got_pong.wait()
             self._pong_waiter = None
@@ -499,16 +622,16 @@ class Connection:
 
     async def _finish(self) -> None:
         """After the read loop: last frames out, half-close, drain, close."""
-        core, stream = self.core, self.stream
-        assert core is not None and stream is not None
+        stream = self.stream
+        assert stream is not None
         self.state = ConnState.CLOSED
         self._release_slot()
-        timeout = _or_inf(self.settings.close_timeout)
-        self._stop_writing = True
-        self._writer_lot.unpark_all()
-        with trio.move_on_after(timeout):
-            await self._writer_done.wait()
-        unsent = core.output_size + self._in_flight
+        if not self._write_failed:
+            self._write_now()
+            with trio.move_on_after(_or_inf(self.settings.close_timeout)):
+                while self._writing:
+                    await self._idle_lot.park()
+        unsent = self.queued_bytes
         if self._lost_why:
             self.log.info("connection %d: lost (%s)", self.id, self._lost_why)
             if unsent:
@@ -583,19 +706,33 @@ class Connection:
         """Call one hook, after any ``async`` hook still running."""
         if fn is None:
             return
-        while self._busy:
-            await self._turn.park()
+        if self._busy:
+            await self._wait_turn()
         try:
             result = fn(*args)
-            if result is not None and inspect.isawaitable(result):
-                self._busy = True
-                try:
-                    await result
-                finally:
-                    self._busy = False
-                    self._turn.unpark_all()
         except Exception as exc:
-            await self._handler_failed(getattr(fn, "__name__", "handler"), exc)
+            await self._handler_failed(_name(fn), exc)
+            return
+        if result is not None and inspect.isawaitable(result):
+            await self._await_hook(_name(fn), result)
+
+    async def _wait_turn(self) -> None:
+        while self._busy:
+            await self._turn.park()
+
+    async def _await_hook(self, name: str, awaitable: Awaitable[Any]) -> None:
+        """Await an ``async`` hook; every other dispatch waits until it is done."""
+        self._busy = True
+        failure: Exception | None = None
+        try:
+            await awaitable
+        except Exception as exc:
+            failure = exc
+        finally:
+            self._busy = False
+            self._turn.unpark_all()
+        if failure is not None:
+            await self._handler_failed(name, failure)
 
     async def _handler_failed(self, name: str, exc: Exception) -> None:
         self.log.error("connection %d: %s raised %s: %s", self.id, name,
@@ -621,8 +758,8 @@ class Connection:
         hooks = self.hooks
         if hooks is None or hooks.on_error is None:
             return
-        while self._busy:
-            await self._turn.park()
+        if self._busy:
+            await self._wait_turn()
         try:
             result = hooks.on_error(error)
             if result is not None and inspect.isawaitable(result):
@@ -651,10 +788,11 @@ class Connection:
 
     @property
     def queued_bytes(self) -> int:
+        """Bytes accepted by ``send`` and not yet taken by the kernel."""
         core = self.core
         if core is None:
             return self._early_bytes
-        return core.output_size + self._in_flight
+        return core.output_size + len(self._backlog) + self._in_flight
 
     def _queue_full(self, queued: int) -> Error:
         return Error(
@@ -676,11 +814,12 @@ class Connection:
             core = self.core
             assert core is not None
             if limit is not None:
-                queued = core.output_size + self._in_flight
+                queued = core.output_size + len(self._backlog) + self._in_flight
                 if queued >= limit:
                     raise self._queue_full(queued)
             core.send(message)
-            self._writer_lot.unpark_all()
+            if not self._batching:
+                self._write_now()
         elif state is ConnState.CONNECTING:
             if limit is not None and self._early_bytes >= limit:
                 raise self._queue_full(self._early_bytes)
@@ -721,7 +860,7 @@ class Connection:
             if timeout is not None:
                 self._read_scope.deadline = min(self._read_scope.deadline,
                                                 trio.current_time() + timeout)
-            self._writer_lot.unpark_all()
+            self._output()
 
     def control(self, ping: bool, data: bytes) -> None:
         core = self.core
@@ -732,7 +871,7 @@ class Connection:
             core.ping(data)
         else:
             core.pong(data)
-        self._writer_lot.unpark_all()
+        self._output()
 
     def start_timer(self, timer: Timeout) -> None:
         if self._nursery is None or self.state is ConnState.CLOSED:
@@ -760,7 +899,10 @@ class Connection:
         await trio.lowlevel.checkpoint()
         limit = self.settings.max_send_queue or 1
         while self.state is not ConnState.CLOSED and self.queued_bytes >= limit:
-            if self._writer_done.is_set():
+            if self._write_failed or self.core is None:
+                return
+            self._write_now()
+            if self.queued_bytes < limit:
                 return
             await self._flush_lot.park()
 
@@ -794,6 +936,11 @@ class Connection:
             window_bits=settings.deflate_window_bits,
             no_context_takeover=settings.deflate_no_context_takeover,
         )
+
+    def _raw_fd(self) -> int | None:
+        """The socket's file descriptor when wskit may read and write it itself."""
+        stream = self.stream
+        return stream.socket.fileno() if isinstance(stream, trio.SocketStream) else None
 
     def _tune_socket(self, stream: trio.abc.Stream) -> None:
         if isinstance(stream, trio.SocketStream) and not self.settings.tcp_nodelay:
@@ -843,6 +990,10 @@ async def _resolve(value: Any) -> Any:
     if inspect.isawaitable(value):
         return await value
     return value
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__name__", None) or type(fn).__name__
 
 
 def _or_inf(seconds: float | None) -> float:
