@@ -104,7 +104,7 @@ class Connection:
         self._nursery: trio.Nursery | None = None
         self._scope = trio.CancelScope()  # the whole connection: abort() cancels it
         self._read_scope = trio.CancelScope()
-        self._early: list[Message] = []
+        self._early: list[str | bytes] = []
         self._early_bytes = 0
         self._early_close: tuple[int, str] | None = None
         self._fd: int | None = None  # plain TCP: read and written directly
@@ -807,7 +807,7 @@ class Connection:
         return Error(f"connection {self.id} is {self.state.value}: message of {size} bytes "
                      "not sent", ErrorKind.QUEUE, connection_id=self.id)
 
-    def send(self, message: Message, *, check: bool = True) -> None:
+    def send(self, data: str | bytes, *, check: bool = True) -> None:
         state = self.state
         limit = self.settings.max_send_queue if check else None
         if state is ConnState.OPEN:
@@ -817,16 +817,16 @@ class Connection:
                 queued = core.output_size + len(self._backlog) + self._in_flight
                 if queued >= limit:
                     raise self._queue_full(queued)
-            core.send(message)
+            core.send(data)
             if not self._batching:
                 self._write_now()
         elif state is ConnState.CONNECTING:
             if limit is not None and self._early_bytes >= limit:
                 raise self._queue_full(self._early_bytes)
-            self._early.append(message)
-            self._early_bytes += len(message)
+            self._early.append(data)
+            self._early_bytes += len(data)
         else:
-            raise self._closed_error(len(message))
+            raise self._closed_error(len(data))
 
     def check_queue(self, size: int) -> None:
         """From another thread: raise there if the message cannot be queued."""
@@ -839,11 +839,11 @@ class Connection:
                 raise self._queue_full(queued)
             self._thread_pending += size
 
-    def send_from_thread(self, message: Message) -> None:
+    def send_from_thread(self, data: str | bytes) -> None:
         with self._thread_lock:
-            self._thread_pending -= len(message)
+            self._thread_pending -= len(data)
         try:
-            self.send(message, check=False)
+            self.send(data, check=False)
         except Error as err:
             self.report(err)
 

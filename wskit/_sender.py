@@ -81,15 +81,23 @@ class Sender:
         ``Settings.max_send_queue`` or the connection is closed. Sent before
         the handshake completes, it is delivered right after it.
         """
-        message = to_message(msg)
+        cls = msg.__class__
+        # str and bytes go to the core as they are (the hot path); a Message
+        # gives its payload; other bytes-likes are copied to bytes.
+        if cls is str or cls is bytes:
+            data: str | bytes = msg  # type: ignore[assignment]
+        elif cls is Message:
+            data = msg.data  # type: ignore[union-attr]
+        else:
+            data = to_message(msg).data
         conn = self._conn
         if conn is None:
-            self.broadcast(message)
-        elif self._in_trio_thread():
-            conn.send(message)
+            self.broadcast(data)
+        elif threading.get_ident() == self._ws._thread_id:
+            conn.send(data)
         else:
-            conn.check_queue(len(message))
-            self._ws._run_soon(conn.send_from_thread, message)
+            conn.check_queue(len(data))
+            self._ws._run_soon(conn.send_from_thread, data)
 
     def broadcast(self, msg: Message | str | bytes | bytearray | memoryview) -> None:
         """Send to every open connection of this WebSocket (this one included).
@@ -97,11 +105,11 @@ class Sender:
         A recipient whose queue is full misses the message; that is reported
         to its own ``on_error`` and never raised here.
         """
-        message = to_message(msg)
+        data = to_message(msg).data
         if self._in_trio_thread():
-            self._ws._broadcast(message)
+            self._ws._broadcast(data)
         else:
-            self._ws._run_soon(self._ws._broadcast, message)
+            self._ws._run_soon(self._ws._broadcast, data)
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Start the closing handshake (idempotent); ``on_close`` follows.

@@ -15,7 +15,6 @@ from typing import Any
 import trio
 
 from ._connection import Connection, ConnState, Opening
-from ._core.messages import Message
 from ._errors import Error, ErrorKind
 from ._handler import FactoryAdapter, FactoryLike
 from ._sender import Sender
@@ -264,11 +263,11 @@ class WebSocket:
         self._open.pop(conn.id, None)
         self._all.pop(conn.id, None)
 
-    def _broadcast(self, message: Message) -> None:
+    def _broadcast(self, data: str | bytes) -> None:
         for conn in list(self._open.values()):
             if conn.state is ConnState.OPEN:
                 try:
-                    conn.send(message)
+                    conn.send(data)
                 except Error as err:
                     conn.report(err)
 

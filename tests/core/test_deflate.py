@@ -5,7 +5,7 @@ from __future__ import annotations
 import tracemalloc
 import zlib
 
-from wskit import CloseCode, Message, Request
+from wskit import CloseCode, Request
 from wskit._core.deflate import BoundedDeflate
 from wskit._core.handshake import ClientHandshake, ServerHandshake, make_extensions
 from wskit._core.protocol import ConnectionCore, Failed
@@ -36,9 +36,9 @@ def test_round_trip_after_negotiation() -> None:
     assert "server_max_window_bits=12" in agreed
     assert "client_max_window_bits=12" in agreed
     for text in ["a" * 5000, "b" * 5000, "héllo"]:
-        client.send(Message(text))
+        client.send(text)
         assert server.receive_data(client.take_output()) == [text]
-        server.send(Message(text.encode()))
+        server.send(text.encode())
         assert client.receive_data(server.take_output()) == [text.encode()]
 
 
@@ -47,7 +47,7 @@ def test_no_context_takeover_is_negotiated_and_works() -> None:
     assert "server_no_context_takeover" in agreed
     assert "client_no_context_takeover" in agreed
     for _ in range(3):
-        server.send(Message("same text " * 100))
+        server.send("same text " * 100)
         assert client.receive_data(server.take_output()) == ["same text " * 100]
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import struct
 
 import pytest
-from wsproto.extensions import PerMessageDeflate
 
 from wskit import CloseCode, Error, ErrorKind, Message
+from wskit._core.deflate import BoundedDeflate
 from wskit._core.protocol import (
     CloseReceived,
     ConnectionCore,
@@ -20,24 +20,24 @@ from wskit._core.protocol import (
 
 
 def pair(limit: int | None = 2**20, deflate: bool = False) -> tuple[ConnectionCore, ConnectionCore]:
-    def exts() -> list[PerMessageDeflate]:
+    def exts(client: bool) -> list[BoundedDeflate]:
         if not deflate:
             return []
-        ext = PerMessageDeflate()
+        ext = BoundedDeflate(client=client, max_message_size=limit)
         ext.finalize("permessage-deflate")
         return [ext]
 
-    client = ConnectionCore(client=True, extensions=exts(), max_message_size=limit)
-    server = ConnectionCore(client=False, extensions=exts(), max_message_size=limit)
+    client = ConnectionCore(client=True, extensions=exts(True), max_message_size=limit)
+    server = ConnectionCore(client=False, extensions=exts(False), max_message_size=limit)
     return client, server
 
 
 def test_messages_round_trip_both_ways() -> None:
     client, server = pair()
-    client.send(Message("héllo"))
-    client.send(Message(b"\x00\x01"))
+    client.send("héllo")
+    client.send(b"\x00\x01")
     assert server.receive_data(client.take_output()) == [Message("héllo"), Message(b"\x00\x01")]
-    server.send(Message("back"))
+    server.send("back")
     events = client.receive_data(server.take_output())
     assert events == [Message("back")]
     assert events[0].is_text
@@ -46,7 +46,7 @@ def test_messages_round_trip_both_ways() -> None:
 def test_deflate_round_trip() -> None:
     client, server = pair(deflate=True)
     payload = "x" * 10_000
-    client.send(Message(payload))
+    client.send(payload)
     wire = client.take_output()
     assert len(wire) < 200  # really compressed
     assert server.receive_data(wire) == [payload]
@@ -54,7 +54,7 @@ def test_deflate_round_trip() -> None:
 
 def test_byte_at_a_time_parsing() -> None:
     client, server = pair()
-    client.send(Message("split across many reads"))
+    client.send("split across many reads")
     events = []
     for byte in client.take_output():
         events += server.receive_data(bytes([byte]))
@@ -63,7 +63,7 @@ def test_byte_at_a_time_parsing() -> None:
 
 def test_fragmented_message_is_joined() -> None:
     client, server = pair()
-    proto = client._ws._proto
+    proto = client._proto
     wire = proto.send_data("frag", fin=False) + proto.send_data("ment", fin=False)
     wire += proto.send_data("ed", fin=True)
     assert server.receive_data(bytes(wire)) == ["fragmented"]
@@ -108,7 +108,7 @@ def test_closing_handshake_initiated_by_client() -> None:
 
 def test_data_after_our_close_is_not_delivered() -> None:
     client, server = pair()
-    server.send(Message("late"))
+    server.send("late")
     late = server.take_output()
     client.close()
     assert client.receive_data(late) == []
@@ -118,7 +118,7 @@ def test_send_after_close_raises_queue_error() -> None:
     client, _ = pair()
     client.close()
     with pytest.raises(Error) as info:
-        client.send(Message("x"))
+        client.send("x")
     assert info.value.kind is ErrorKind.QUEUE
 
 
@@ -215,7 +215,7 @@ def test_message_at_the_limit_is_accepted() -> None:
 
 def test_compressed_message_limit_counts_inflated_bytes() -> None:
     client, server = pair(limit=1000, deflate=True)
-    client.send(Message("z" * 5000))  # compresses to a few bytes
+    client.send("z" * 5000)  # compresses to a few bytes
     events = server.receive_data(client.take_output())
     assert isinstance(events[0], Failed)
     assert events[0].code == CloseCode.SIZE
@@ -223,13 +223,13 @@ def test_compressed_message_limit_counts_inflated_bytes() -> None:
 
 def test_no_limit() -> None:
     client, server = pair(limit=None)
-    client.send(Message(b"x" * 3_000_000))
+    client.send(b"x" * 3_000_000)
     assert server.receive_data(client.take_output()) == [b"x" * 3_000_000]
 
 
 def test_output_size_tracks_queue() -> None:
     client, _ = pair()
-    client.send(Message(b"x" * 1000))
+    client.send(b"x" * 1000)
     assert client.output_size == 1000 + 8  # 2 header + 2 length + 4 mask
     client.take_output()
     assert client.output_size == 0
@@ -237,7 +237,7 @@ def test_output_size_tracks_queue() -> None:
 
 def test_trailing_data_from_handshake_is_parsed() -> None:
     client, _ = pair()
-    client.send(Message("early"))
+    client.send("early")
     server = ConnectionCore(client=False, extensions=[], max_message_size=None,
                             trailing_data=client.take_output())
     assert server.pending_events() == ["early"]
@@ -247,15 +247,15 @@ def test_reply_to_a_message_that_came_with_the_close_goes_first() -> None:
     # Autobahn 7.1.1: a message and a close frame in one read get the echo,
     # then the close.
     client, server = pair()
-    client.send(Message("last words"))
+    client.send("last words")
     client.close(1000)
     events = server.receive_data(client.take_output())
     assert events[0] == "last words"
     assert isinstance(events[1], CloseReceived)
-    server.send(Message("echo: last words"))  # still allowed before answer_close()
+    server.send("echo: last words")  # still allowed before answer_close()
     server.answer_close()
     with pytest.raises(Error):
-        server.send(Message("too late"))
+        server.send("too late")
     out = server.take_output()
     # The echo frame (text, unmasked) comes first, then the close frame.
     assert out[:2] == bytes([0x81, len("echo: last words")])
@@ -265,11 +265,11 @@ def test_reply_to_a_message_that_came_with_the_close_goes_first() -> None:
 
 def test_reply_to_a_message_before_a_bad_frame_goes_first() -> None:
     client, server = pair()
-    client.send(Message("fine"))
+    client.send("fine")
     events = server.receive_data(client.take_output() + frame(0x3, b"bad"))
     assert events[0] == "fine"
     assert isinstance(events[1], Failed)
-    server.send(Message("reply"))
+    server.send("reply")
     server.answer_close()
     assert server.state is CoreState.FAILED
     out = client.receive_data(server.take_output())

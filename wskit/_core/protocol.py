@@ -25,19 +25,9 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Callable
+from typing import cast
 
-from wsproto.connection import Connection, ConnectionState, ConnectionType
-from wsproto.events import (
-    BytesMessage,
-    CloseConnection,
-    TextMessage,
-)
-from wsproto.events import (
-    Ping as WsPing,
-)
-from wsproto.events import (
-    Pong as WsPong,
-)
 from wsproto.extensions import Extension
 from wsproto.frame_protocol import (
     CloseReason,
@@ -46,7 +36,6 @@ from wsproto.frame_protocol import (
     FrameProtocol,
     Opcode,
     ParseFailed,
-    RsvBits,
 )
 
 from .._errors import Error, ErrorKind
@@ -119,79 +108,10 @@ class Lost:
 
 CoreEvent = Message | Ping | Pong | CloseReceived | Failed | Lost
 
-_NO_RSV = RsvBits(False, False, False)
 _ERROR_KINDS = {
     CloseCode.SIZE: ErrorKind.CAPACITY,
     CloseCode.INVALID: ErrorKind.ENCODING,
 }
-
-
-class MessageSizeLimit(Extension):
-    """Enforces ``max_message_size`` inside wsproto's frame parser.
-
-    Never negotiated (it uses no RSV bit); it rides along in the extension
-    list because wsproto calls extensions with each frame header before the
-    payload is read, so an oversized uncompressed message is refused from
-    its header without buffering it. Placed after permessage-deflate, it
-    sees inflated bytes and counts them.
-    """
-
-    name = "wskit-message-size-limit"
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._size = 0
-        self._compressed = False
-        self._control = False
-
-    def enabled(self) -> bool:
-        return True
-
-    def offer(self) -> bool:
-        return False
-
-    def frame_inbound_header(
-        self,
-        proto: FrameDecoder | FrameProtocol,
-        opcode: Opcode,
-        rsv: RsvBits,
-        payload_length: int,
-    ) -> CloseReason | RsvBits:
-        self._control = opcode.iscontrol()
-        if self._control:
-            return _NO_RSV
-        if opcode is not Opcode.CONTINUATION:
-            self._size = 0
-            self._compressed = rsv.rsv1
-        if not self._compressed:
-            self._size += payload_length
-            if self._size > self.limit:
-                return CloseReason.MESSAGE_TOO_BIG
-        return _NO_RSV
-
-    def frame_inbound_payload_data(
-        self, proto: FrameDecoder | FrameProtocol, data: bytes
-    ) -> bytes | CloseReason:
-        if self._compressed and not self._control:
-            self._size += len(data)
-            if self._size > self.limit:
-                return CloseReason.MESSAGE_TOO_BIG
-        return data
-
-    def frame_inbound_complete(
-        self, proto: FrameDecoder | FrameProtocol, fin: bool
-    ) -> bytes | CloseReason | None:
-        return None
-
-    def frame_outbound(
-        self,
-        proto: FrameDecoder | FrameProtocol,
-        opcode: Opcode,
-        rsv: RsvBits,
-        data: bytes,
-        fin: bool,
-    ) -> tuple[RsvBits, bytes]:
-        return rsv, data
 
 
 # Registered in IANA's WebSocket close code registry (RFC 6455 section 11.7)
@@ -200,8 +120,45 @@ class MessageSizeLimit(Extension):
 _LATE_REGISTERED = frozenset({1014})
 
 
+class _FrameDecoder(FrameDecoder):
+    """wsproto's frame parser, refusing an oversized message from its headers.
+
+    Each data frame's header announces its payload length before the payload
+    is read: the running total of an uncompressed message is checked there,
+    so a peer announcing too much is refused with 1009 at once, and nothing
+    is buffered for it. Compressed frames are counted as they inflate, by
+    :class:`~wskit._core.deflate.BoundedDeflate`.
+    """
+
+    def __init__(self, client: bool, extensions: list[Extension], limit: int | None) -> None:
+        super().__init__(client, extensions)
+        self.limit = limit
+        self.message_size = 0
+        self.message_compressed = False
+
+    def parse_header(self) -> bool:
+        if not super().parse_header():
+            return False
+        limit, header = self.limit, self.header
+        if limit is not None and header is not None and not header.opcode.iscontrol():
+            if header.opcode is not Opcode.CONTINUATION:
+                self.message_size = 0
+                self.message_compressed = header.rsv.rsv1
+            if not self.message_compressed:
+                self.message_size += header.payload_len
+                if self.message_size > limit:
+                    raise ParseFailed("message too big", CloseReason.MESSAGE_TOO_BIG)
+        return True
+
+
 class _FrameProtocol(FrameProtocol):
-    """wsproto's frame layer, accepting close codes registered since it was written."""
+    """wsproto's frame layer with wskit's message limit, and accepting close
+    codes registered since wsproto was written."""
+
+    def __init__(self, client: bool, extensions: list[Extension], limit: int | None) -> None:
+        super().__init__(client, extensions)
+        # Replaced before its first use: the parsing generator reads it lazily.
+        self._frame_decoder = _FrameDecoder(client, self.extensions, limit)
 
     def _process_close(self, frame: Frame) -> Frame:
         data = frame.payload
@@ -237,7 +194,12 @@ def check_close(code: int, reason: str) -> None:
 
 
 class ConnectionCore:
-    """The protocol state of one open connection (client or server side)."""
+    """The protocol state of one open connection (client or server side).
+
+    It drives wsproto's frame layer (``FrameProtocol``) directly: wsproto's
+    ``Connection`` on top of it only adds an event object per frame and a
+    state machine that this class keeps itself (see the module docstring).
+    """
 
     def __init__(
         self,
@@ -247,23 +209,19 @@ class ConnectionCore:
         max_message_size: int | None,
         trailing_data: bytes = b"",
     ) -> None:
-        exts = list(extensions)
+        self._proto = _FrameProtocol(client, list(extensions), max_message_size)
         self._limit = max_message_size
-        if max_message_size is not None:
-            exts.append(MessageSizeLimit(max_message_size))
-        self._ws = ws = Connection(ConnectionType.CLIENT if client else ConnectionType.SERVER)
-        ws._proto = _FrameProtocol(client, exts)
-        # Frames that arrived with the handshake are parsed first.
-        if trailing_data:
-            ws.receive_data(trailing_data)
         self.state = CoreState.OPEN
-        # The close frame we owe the peer, and the state once it is sent: see
-        # answer_close().
-        self._owed: tuple[int, str, CoreState] | None = None
-        self._out: list[bytes] = []
+        self._out: list[bytes | bytearray] = []
         #: Bytes queued in the output and not yet taken by :meth:`take_output`.
         self.output_size = 0
         self._parts: list[str | bytes | bytearray] = []
+        # The close frame we owe the peer, and the state once it is sent: see
+        # answer_close().
+        self._owed: tuple[int | None, str, CoreState] | None = None
+        # Frames that arrived with the handshake are parsed first.
+        if trailing_data:
+            self._proto.receive_bytes(trailing_data)
 
     # -- receiving -------------------------------------------------------
 
@@ -271,8 +229,12 @@ class ConnectionCore:
         """Feed what the socket read; ``None`` or ``b""`` means end of stream."""
         if self.state in (CoreState.CLOSED, CoreState.FAILED) or self._owed is not None:
             return []  # nothing after a close frame is read (section 5.5.1)
-        ws = self._ws
-        ws.receive_data(bytes(data) if data else None)
+        if not data:
+            # Section 7.1.5: closed without a close frame: code 1006.
+            self.state = CoreState.CLOSED
+            self._parts.clear()
+            return [Lost()]
+        self._proto.receive_bytes(data)  # type: ignore[arg-type]
         return self._events()
 
     def pending_events(self) -> list[CoreEvent]:
@@ -280,61 +242,63 @@ class ConnectionCore:
         return self._events()
 
     def _events(self) -> list[CoreEvent]:
-        ws = self._ws
         events: list[CoreEvent] = []
         append = events.append
-        for event in ws.events():
-            if isinstance(event, (TextMessage, BytesMessage)):
-                if self.state is not CoreState.OPEN:
-                    continue  # section 7.1.4: data after our close is discarded
-                if event.message_finished and not self._parts:
-                    append(Message(event.data))
-                else:
-                    self._parts.append(event.data)
-                    if event.message_finished:
+        try:
+            for frame in self._proto.received_frames():
+                opcode = frame.opcode
+                if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                    if self.state is not CoreState.OPEN:
+                        continue  # section 7.1.4: data after our close is discarded
+                    payload = frame.payload
+                    if not frame.message_finished:
+                        self._parts.append(payload)  # type: ignore[arg-type]
+                    elif self._parts:
+                        self._parts.append(payload)  # type: ignore[arg-type]
                         append(self._join())
-            elif isinstance(event, WsPing):
-                if ws.state is ConnectionState.OPEN:  # no pong after our close
-                    self._queue(ws.send(event.response()))
-                append(Ping(bytes(event.payload)))
-            elif isinstance(event, WsPong):
-                append(Pong(bytes(event.payload)))
-            elif isinstance(event, CloseConnection):
-                append(self._on_close(event))
-                break
+                    else:
+                        append(_message(payload))  # type: ignore[arg-type]
+                elif opcode is Opcode.PING:
+                    if self.state is CoreState.OPEN:  # no pong after our close
+                        self._queue(self._proto.pong(frame.payload))  # type: ignore[arg-type]
+                    append(Ping(bytes(frame.payload)))  # type: ignore[arg-type]
+                elif opcode is Opcode.PONG:
+                    append(Pong(bytes(frame.payload)))  # type: ignore[arg-type]
+                elif opcode is Opcode.CLOSE:
+                    code, reason = cast("tuple[int, str]", frame.payload)
+                    append(self._on_close(code, reason))
+                    break
+        except ParseFailed as exc:
+            append(self._fail(exc))
         return events
 
     def _join(self) -> Message:
         parts, self._parts = self._parts, []
         if isinstance(parts[0], str):
-            return Message("".join(parts))  # type: ignore[arg-type]
-        return Message(b"".join(parts))  # type: ignore[arg-type]
+            return _message("".join(parts))  # type: ignore[arg-type]
+        return _message(b"".join(parts))  # type: ignore[arg-type]
 
-    def _on_close(self, event: CloseConnection) -> CoreEvent:
-        ws = self._ws
-        if event.code == CloseReason.ABNORMAL_CLOSURE and ws.state is ConnectionState.CLOSED:
-            self.state = CoreState.CLOSED
-            return Lost()
-        if ws.state is ConnectionState.REMOTE_CLOSING:
-            # The peer started the closing handshake: we owe it the echo of
-            # its code (7.1.2), sent by answer_close() once the messages that
-            # came before the close frame have been handled (5.5.1 lets us
-            # finish what we were sending).
-            echo = event.response()
-            self._owed = (echo.code, echo.reason or "", CoreState.CLOSED)
-            return CloseReceived(close_code(event.code), event.reason or "")
-        if ws.state is ConnectionState.CLOSED:
+    def _on_close(self, code: int, reason: str) -> CoreEvent:
+        if self.state is CoreState.LOCAL_CLOSING:
             # The peer answered the close frame we sent.
             self.state = CoreState.CLOSED
-            return CloseReceived(close_code(event.code), event.reason or "")
-        # wsproto reports a parse failure as a CloseConnection while its state
-        # stays OPEN or LOCAL_CLOSING: we must fail the connection (7.1.7).
-        code = close_code(event.code)
+            return CloseReceived(close_code(code), reason)
+        # The peer started the closing handshake: we owe it the echo of its
+        # code (7.1.2), sent by answer_close() once the messages that came
+        # before the close frame have been handled (5.5.1 lets us finish
+        # what we were sending). A close without a code (1005) is answered
+        # with an empty close frame.
+        self._owed = (None if code == CloseCode.STATUS else code, reason, CoreState.CLOSED)
+        return CloseReceived(close_code(code), reason)
+
+    def _fail(self, exc: ParseFailed) -> CoreEvent:
+        # Section 7.1.7: fail the connection with the code the error calls for.
+        code = close_code(exc.code)
         code = code if isinstance(code, CloseCode) else CloseCode.PROTOCOL
-        reason = event.reason or ""
+        reason = str(exc)
         if code is CloseCode.SIZE and self._limit is not None:
             reason = f"message larger than {self._limit} bytes"
-        if ws.state is ConnectionState.OPEN:
+        if self.state is CoreState.OPEN:
             self._owed = (code, reason, CoreState.FAILED)
         else:  # we had sent our close already
             self.state = CoreState.FAILED
@@ -357,38 +321,32 @@ class ConnectionCore:
         if owed is None:
             return
         code, reason, final = owed
-        self._queue(self._ws.send(CloseConnection(code=code, reason=reason)))
+        self._queue(self._proto.close(code, reason if code is not None else None))
         self.state = final
 
     # -- sending -------------------------------------------------------
 
-    def send(self, message: Message) -> int:
-        """Queue one message; returns the bytes it adds to the output."""
+    def send(self, data: str | bytes) -> int:
+        """Queue one message (``str`` text, ``bytes`` binary); returns its bytes."""
         if self.state is not CoreState.OPEN:
             raise Error(f"cannot send: connection is {self.state.value}", ErrorKind.QUEUE)
-        # Straight to the frame layer: Connection.send() would only re-check
-        # the state we checked and wrap the payload in an event object.
-        return self._queue(self._ws._proto.send_data(message.data))
+        return self._queue(self._proto.send_data(data))
 
     def ping(self, data: bytes) -> int:
-        return self._control(WsPing(payload=data))
+        return self._control(True, data)
 
     def pong(self, data: bytes) -> int:
-        return self._control(WsPong(payload=data))
+        return self._control(False, data)
 
-    def _control(self, event: WsPing | WsPong) -> int:
+    def _control(self, ping: bool, data: bytes) -> int:
         if self.state is not CoreState.OPEN:
             raise Error(f"cannot send a control frame: connection is {self.state.value}",
                         ErrorKind.QUEUE)
-        if len(event.payload) > 125:
+        if len(data) > 125:
             raise Error("ping/pong payload must be at most 125 bytes (RFC 6455 5.5)",
                         ErrorKind.PROTOCOL)
-        # The frame layer directly: wsproto's Connection refuses control
-        # frames while a close answer is owed, which answer_close() sends.
-        proto = self._ws._proto
-        payload = bytes(event.payload)
-        return self._queue(proto.ping(payload) if isinstance(event, WsPing)
-                           else proto.pong(payload))
+        proto = self._proto
+        return self._queue(proto.ping(data) if ping else proto.pong(data))
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> bool:
         """Start the closing handshake; ``False`` if it already started."""
@@ -398,12 +356,12 @@ class ConnectionCore:
         if self._owed is not None:
             self.answer_close()  # the peer closed (or failed) first: answer it
             return False
-        self._queue(self._ws.send(CloseConnection(code=code, reason=reason)))
+        self._queue(self._proto.close(code, reason))
         self.state = CoreState.LOCAL_CLOSING
         return True
 
     def _queue(self, frame: bytes | bytearray) -> int:
-        self._out.append(frame)  # type: ignore[arg-type]
+        self._out.append(frame)
         self.output_size += len(frame)
         return len(frame)
 
@@ -420,3 +378,18 @@ class ConnectionCore:
     @property
     def has_output(self) -> bool:
         return bool(self._out)
+
+
+_new_message = object.__new__
+# The slots' own descriptors set them without Message.__setattr__'s guard.
+_set_data: Callable[[Message, str | bytes], None] = vars(Message)["_data"].__set__
+_set_size: Callable[[Message, int], None] = vars(Message)["_size"].__set__
+
+
+def _message(data: str | bytes | bytearray) -> Message:
+    """A Message without the checks and ``__setattr__`` guard of its
+    constructor: the core makes one per received message."""
+    msg: Message = _new_message(Message)
+    _set_data(msg, bytes(data) if isinstance(data, bytearray) else data)
+    _set_size(msg, -1)
+    return msg
