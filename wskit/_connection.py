@@ -86,8 +86,54 @@ class Opening:
             self.done.set()
 
 
+# Cross-thread send accounting is rare and brief: one lock for all connections
+# saves a lock object per connection.
+_thread_lock = threading.Lock()
+
+
 class Connection:
     """One WebSocket connection, server or client side."""
+
+    # Slots: thousands of idle connections are the common case; a dict per
+    # connection would cost more than the rest of its Python state.
+    __slots__ = (
+        "_backlog",
+        "_batching",
+        "_busy",
+        "_close_code",
+        "_close_reason",
+        "_early",
+        "_early_bytes",
+        "_early_close",
+        "_early_timers",
+        "_fd",
+        "_flush_lot",
+        "_has_slot",
+        "_idle_lot",
+        "_in_flight",
+        "_lost_why",
+        "_nursery",
+        "_opened",
+        "_pong_waiter",
+        "_read_scope",
+        "_scope",
+        "_stream_closed",
+        "_thread_pending",
+        "_turn",
+        "_write_failed",
+        "_writing",
+        "client",
+        "core",
+        "handshake",
+        "hooks",
+        "id",
+        "log",
+        "sender",
+        "settings",
+        "state",
+        "stream",
+        "ws",
+    )
 
     def __init__(self, ws: WebSocket, *, client: bool) -> None:
         self.id = next(_ids)
@@ -113,10 +159,9 @@ class Connection:
         self._writing = False  # a writer task waits for room in the kernel
         self._batching = False  # replies wait for the end of the read batch
         self._thread_pending = 0
-        self._thread_lock = threading.Lock()
-        self._flush_lot = trio.lowlevel.ParkingLot()
-        self._idle_lot = trio.lowlevel.ParkingLot()
-        self._turn = trio.lowlevel.ParkingLot()
+        self._flush_lot = trio.lowlevel.ParkingLot()  # flush() waiting for room
+        self._idle_lot = trio.lowlevel.ParkingLot()  # _finish() waiting for the writer
+        self._turn = trio.lowlevel.ParkingLot()  # dispatches waiting for an async hook
         self._busy = False
         self._write_failed = False
         self._lost_why = ""
@@ -125,6 +170,8 @@ class Connection:
         self._close_reason = ""
         self._has_slot = False
         self._opened = False
+        self._stream_closed = False
+        self._early_timers: list[Timeout] = []
 
     def __repr__(self) -> str:
         side = "client" if self.client else "server"
@@ -139,11 +186,8 @@ class Connection:
         self._tune_socket(stream)
         try:
             with self._scope:
-                async with trio.open_nursery() as nursery:
-                    self._nursery = nursery
-                    if await self._server_handshake():
-                        await self._run_open()
-                    nursery.cancel_scope.cancel()
+                if await self._server_handshake():
+                    await self._run_open()
         except Exception:
             self.log.exception("connection %d: internal error in wskit", self.id)
         finally:
@@ -280,21 +324,18 @@ class Connection:
         ``opening`` (for ``WebSocket.connect``) and to the handler."""
         try:
             with self._scope:
-                async with trio.open_nursery() as nursery:
-                    self._nursery = nursery
-                    error: Error | None = None
-                    try:
-                        await self._client_handshake(url, ssl_context)
-                    except Error as err:
-                        error = err
-                    if error is not None:
-                        self.log.info("connection %d: could not open %s: %s", self.id, url, error)
-                        if self.hooks is not None and self.hooks.on_error is not None:
-                            await self._call_on_error(error)
-                        opening.finish(error)
-                    else:
-                        await self._run_open(opening)
-                    nursery.cancel_scope.cancel()
+                error: Error | None = None
+                try:
+                    await self._client_handshake(url, ssl_context)
+                except Error as err:
+                    error = err
+                if error is not None:
+                    self.log.info("connection %d: could not open %s: %s", self.id, url, error)
+                    if self.hooks is not None and self.hooks.on_error is not None:
+                        await self._call_on_error(error)
+                    opening.finish(error)
+                else:
+                    await self._run_open(opening)
         except Exception:
             self.log.exception("connection %d: internal error in wskit", self.id)
         finally:
@@ -372,21 +413,34 @@ class Connection:
     # Open connection
 
     async def _run_open(self, opening: Opening | None = None) -> None:
-        core, hooks, nursery = self.core, self.hooks, self._nursery
-        assert core is not None and hooks is not None and nursery is not None
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await self._run_open_in(nursery, opening)
+            nursery.cancel_scope.cancel()  # timers and keepalive end with us
+        self._nursery = None
+
+    async def _run_open_in(self, nursery: trio.Nursery, opening: Opening | None) -> None:
+        core, hooks = self.core, self.hooks
+        assert core is not None and hooks is not None
         self.state = ConnState.OPEN
         self.ws._opened(self)
         self._opened = True
         self._fd = self._raw_fd()
-        self.log.debug("connection %d: open (%s)", self.id, self._peer())
+        if self.log.isEnabledFor(logging.DEBUG):
+            self.log.debug("connection %d: open (%s)", self.id, self._peer())
         for message in self._early:
             core.send(message)
         self._early.clear()
         self._early_bytes = 0
         self._output()
+        for timer in self._early_timers:  # set by the factory, before the nursery
+            if timer.scope is not None:
+                nursery.start_soon(self._run_timer, timer, timer.scope)
+        self._early_timers.clear()
         if self.settings.ping_interval is not None:
             nursery.start_soon(self._keepalive)
-        await self._dispatch(hooks.on_open, self.handshake)
+        handshake, self.handshake = self.handshake, None  # the handler keeps it if it wants
+        await self._dispatch(hooks.on_open, handshake)
         if opening is not None:
             opening.finish()
         if self._early_close is not None:
@@ -629,9 +683,10 @@ class Connection:
         self._release_slot()
         if not self._write_failed:
             self._write_now()
-            with trio.move_on_after(_or_inf(self.settings.close_timeout)):
-                while self._writing:
-                    await self._idle_lot.park()
+            if self._writing:
+                with trio.move_on_after(_or_inf(self.settings.close_timeout)):
+                    while self._writing:
+                        await self._idle_lot.park()
         unsent = self.queued_bytes
         if self._lost_why:
             self.log.info("connection %d: lost (%s)", self.id, self._lost_why)
@@ -639,14 +694,34 @@ class Connection:
                 await self._call_on_error(Error(
                     f"connection {self.id} closed with {unsent} bytes not sent "
                     f"({self._lost_why})", ErrorKind.QUEUE, connection_id=self.id))
-            await trio.aclose_forcefully(stream)
+            await self._close_now()
         else:
             await self._close_stream()
+
+    async def _close_now(self) -> None:
+        """Close the stream at once (no close_notify, no waiting)."""
+        if self._stream_closed or self.stream is None:
+            return
+        self._stream_closed = True
+        stream = self.stream
+        if isinstance(stream, trio.SocketStream):
+            stream.socket.close()  # synchronous: no cancel scope needed
+        else:
+            await trio.aclose_forcefully(stream)
 
     async def _close_stream(self) -> None:
         """Graceful TCP close: half-close, read to the peer's end, close."""
         stream = self.stream
-        if stream is None:
+        if stream is None or self._stream_closed:
+            return
+        if isinstance(stream, trio.SocketStream) and self._fd is not None:
+            # Plain TCP, the common case, without the stream layer's scopes.
+            with contextlib.suppress(OSError):
+                stream.socket.shutdown(socket.SHUT_WR)
+            with trio.move_on_after(_or_inf(self.settings.close_timeout)):
+                while await self._read():
+                    pass
+            await self._close_now()
             return
         half_close = isinstance(stream, trio.abc.HalfCloseableStream)
         with trio.move_on_after(_or_inf(self.settings.close_timeout)) as scope:
@@ -661,6 +736,7 @@ class Connection:
                         pass
             except (*_SOCKET_ERRORS, trio.BusyResourceError):
                 pass
+        self._stream_closed = True
         if scope.cancelled_caught:
             await trio.aclose_forcefully(stream)
         else:
@@ -676,19 +752,23 @@ class Connection:
         self.state = ConnState.CLOSED
         self._nursery = None
         self._flush_lot.unpark_all()
+        self._early_timers.clear()
         self.ws._closed(self)
-        stream = self.stream
-        if stream is not None:
-            await trio.aclose_forcefully(stream)
+        await self._close_now()
         hooks, lost = self.hooks, self.ws.factory.connection_lost
         if self._opened and hooks is not None:
             self.log.debug("connection %d: closed %s %r", self.id, self._close_code,
                            self._close_reason)
-            # Shielded: on_close runs exactly once per opened connection, even
-            # when the connection was aborted by a hard shutdown.
-            with trio.CancelScope(shield=True):
-                with trio.move_on_after(_or_inf(self.settings.close_timeout)):
-                    await self._dispatch(hooks.on_close, self._close_code, self._close_reason)
+            on_close = hooks.on_close
+            if on_close is not None:
+                if self._busy or inspect.iscoroutinefunction(on_close):
+                    # Shielded: on_close runs exactly once per opened
+                    # connection, even when a hard shutdown aborted it.
+                    deadline = trio.current_time() + _or_inf(self.settings.close_timeout)
+                    with trio.CancelScope(shield=True, deadline=deadline):
+                        await self._dispatch(on_close, self._close_code, self._close_reason)
+                else:  # a sync hook can't be interrupted: no scope needed
+                    await self._dispatch(on_close, self._close_code, self._close_reason)
         if hooks is not None and lost is not None:
             try:
                 lost(hooks.handler)
@@ -834,14 +914,14 @@ class Connection:
         if self.state is ConnState.CLOSING or self.state is ConnState.CLOSED:
             raise self._closed_error(size)
         limit = self.settings.max_send_queue
-        with self._thread_lock:
+        with _thread_lock:
             queued = self.queued_bytes + self._thread_pending
             if limit is not None and queued >= limit:
                 raise self._queue_full(queued)
             self._thread_pending += size
 
     def send_from_thread(self, data: str | bytes) -> None:
-        with self._thread_lock:
+        with _thread_lock:
             self._thread_pending -= len(data)
         try:
             self.send(data, check=False)
@@ -875,12 +955,16 @@ class Connection:
         self._output()
 
     def start_timer(self, timer: Timeout) -> None:
-        if self._nursery is None or self.state is ConnState.CLOSED:
+        if self.state is ConnState.CLOSED or (self._nursery is None
+                                              and self.state is not ConnState.CONNECTING):
             raise Error(f"connection {self.id} is closed: cannot set a timeout",
                         ErrorKind.TIMER, connection_id=self.id)
         # The scope is handed to the task: cancel() may run before it starts.
         timer.scope = scope = trio.CancelScope()
-        self._nursery.start_soon(self._run_timer, timer, scope)
+        if self._nursery is None:  # set during the handshake: starts when open
+            self._early_timers.append(timer)
+        else:
+            self._nursery.start_soon(self._run_timer, timer, scope)
 
     async def _run_timer(self, timer: Timeout, scope: trio.CancelScope) -> None:
         with scope:
@@ -971,8 +1055,8 @@ class Connection:
         local: tuple[str, int] | None = None
         if sock is not None:
             try:
-                peer = (sock.getpeername()[0], sock.getpeername()[1])
-                local = (sock.getsockname()[0], sock.getsockname()[1])
+                peer_name, local_name = sock.getpeername(), sock.getsockname()
+                peer, local = (peer_name[0], peer_name[1]), (local_name[0], local_name[1])
             except OSError:
                 pass
         return Handshake(

@@ -10,6 +10,7 @@ ones it left out at no cost.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from types import FunctionType, MethodType
 from typing import TYPE_CHECKING, Any, Union
 
 from ._core.http import Handshake, Request, Response
@@ -130,16 +131,15 @@ class Hooks:
     def __init__(self, handler: Any) -> None:
         self.handler = handler
         cls = type(handler)
-        has_hooks = isinstance(handler, Handler) or any(hasattr(handler, n) for n in _HOOKS)
+        if cls is FunctionType or cls is MethodType:  # the closure factory's case
+            names: tuple[str, ...] = ()
+        elif isinstance(handler, Handler):
+            names = _class_hooks(cls)
+        else:  # any object: its hooks may live on the instance
+            names = tuple(n for n in _HOOKS if hasattr(handler, n))
         for name in _HOOKS:
-            fn = None
-            if has_hooks:
-                fn = getattr(handler, name, None)
-                # The base class's do-nothing defaults are skipped entirely.
-                if fn is not None and getattr(cls, name, None) is getattr(Handler, name):
-                    fn = None
-            setattr(self, name, fn)
-        if not has_hooks:
+            setattr(self, name, getattr(handler, name) if name in names else None)
+        if not names and not isinstance(handler, Handler):
             if not callable(handler):
                 raise Error(
                     f"the factory returned {handler!r}: expected a wskit.Handler, an "
@@ -147,6 +147,19 @@ class Hooks:
                     ErrorKind.INTERNAL,
                 )
             self.on_message = handler
+
+
+_class_hooks_cache: dict[type, tuple[str, ...]] = {}
+
+
+def _class_hooks(cls: type) -> tuple[str, ...]:
+    """The hooks a Handler subclass overrides (the base's defaults do nothing,
+    so they are skipped entirely). Resolved once per class."""
+    names = _class_hooks_cache.get(cls)
+    if names is None:
+        names = tuple(n for n in _HOOKS if getattr(cls, n, None) is not getattr(Handler, n))
+        _class_hooks_cache[cls] = names
+    return names
 
 
 class Factory:
