@@ -184,6 +184,7 @@ class Connection:
         """Run an accepted connection to its end. Never raises."""
         self.stream = stream
         self._tune_socket(stream)
+        self._fd = self._raw_fd()
         try:
             with self._scope:
                 if await self._server_handshake():
@@ -204,7 +205,7 @@ class Connection:
                 if isinstance(stream, trio.SSLStream):
                     await stream.do_handshake()
                 while request is None:
-                    request = hs.receive_data(await stream.receive_some(settings.read_size))
+                    request = hs.receive_data(await self._read())
             except Error as err:
                 # A peer that leaves without a request (a TCP health check, a
                 # port probe) is routine: DEBUG. A malformed request is INFO.
@@ -298,10 +299,26 @@ class Connection:
         )
         self.handshake = self._make_handshake(request, response, extensions)
         try:
-            await stream.send_all(head)
-        except _SOCKET_ERRORS:
+            await self._send_raw(head)
+        except (OSError, *_SOCKET_ERRORS):
             return False
         return True
+
+    async def _send_raw(self, data: bytes) -> None:
+        """Write HTTP bytes (the handshake's answer), ahead of any frame.
+
+        Raises OSError or trio's stream errors if the peer is gone."""
+        fd = self._fd
+        if fd is not None:
+            try:
+                sent = os.write(fd, data)
+            except BlockingIOError:
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
+        assert self.stream is not None
+        await self.stream.send_all(data)
 
     async def _respond(self, response: Response) -> None:
         """Answer with a plain HTTP response, then close gracefully."""
@@ -310,8 +327,8 @@ class Connection:
         self.log.debug("connection %d: HTTP %d", self.id, response.status)
         try:
             with trio.move_on_after(_or_inf(self.settings.close_timeout)):
-                await stream.send_all(render_response(response))
-        except _SOCKET_ERRORS:
+                await self._send_raw(render_response(response))
+        except (OSError, *_SOCKET_ERRORS):
             return
         await self._close_stream()
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import math
+import os
 import signal
 import ssl
 import threading
@@ -23,6 +25,11 @@ from ._settings import Settings
 __all__ = ["WebSocket", "parse_addr"]
 
 log = logging.getLogger("wskit")
+
+# accept() errors that mean "out of resources for now" (trio.serve_listeners
+# retries the same ones after the same pause), not a broken listener.
+_ACCEPT_RETRY = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+_ACCEPT_RETRY_DELAY = 0.1
 
 
 def parse_addr(addr: str | tuple[str, int]) -> tuple[str, int]:
@@ -212,16 +219,31 @@ class WebSocket:
     async def _serve(self, listeners: list[trio.SocketListener], scope: trio.CancelScope,
                      ssl_context: ssl.SSLContext | None) -> None:
         nursery = self._require_nursery()
-
-        async def handle(stream: trio.SocketStream) -> None:
-            if ssl_context is None:
-                await self._serve_stream(stream)
-            else:
-                await self._serve_stream(trio.SSLStream(stream, ssl_context, server_side=True,
-                                                        https_compatible=True))
-
         with scope:
-            await trio.serve_listeners(handle, listeners, handler_nursery=nursery)
+            async with trio.open_nursery() as accepting:
+                for listener in listeners:
+                    accepting.start_soon(self._accept, listener, nursery, ssl_context)
+
+    async def _accept(self, listener: trio.SocketListener, nursery: trio.Nursery,
+                      ssl_context: ssl.SSLContext | None) -> None:
+        """trio.serve_listeners' accept loop, without the aclose_forcefully it
+        wraps around every handler (a cancel scope and a checkpoint: ~7% of a
+        handshake): a Connection always closes its own stream."""
+        async with listener:
+            while True:
+                try:
+                    stream: trio.abc.Stream = await listener.accept()
+                except OSError as exc:
+                    if exc.errno not in _ACCEPT_RETRY:
+                        raise
+                    log.error("accept failed: %s; retrying in %ss",
+                              os.strerror(exc.errno or 0), _ACCEPT_RETRY_DELAY)
+                    await trio.sleep(_ACCEPT_RETRY_DELAY)
+                    continue
+                if ssl_context is not None:
+                    stream = trio.SSLStream(stream, ssl_context, server_side=True,
+                                            https_compatible=True)
+                nursery.start_soon(self._serve_stream, stream)
 
     def _start_client(self, url: str, ssl_context: ssl.SSLContext | None
                       ) -> tuple[Connection, Opening]:
