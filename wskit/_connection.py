@@ -189,6 +189,9 @@ class Connection:
             with self._scope:
                 if await self._server_handshake():
                     await self._run_open()
+            if self._scope.cancelled_caught and not self._opened and not self._lost_why:
+                self.log.info("connection %d: handshake from %s timed out after %ss",
+                              self.id, self._peer(), self.settings.handshake_timeout)
         except Exception:
             self.log.exception("connection %d: internal error in wskit", self.id)
         finally:
@@ -200,29 +203,29 @@ class Connection:
         settings = self.settings
         hs = ServerHandshake(max_header_size=settings.max_header_size)
         request: Request | None = None
-        with trio.move_on_after(_or_inf(settings.handshake_timeout)) as scope:
-            try:
-                if isinstance(stream, trio.SSLStream):
-                    await stream.do_handshake()
-                while request is None:
-                    request = hs.receive_data(await self._read())
-            except Error as err:
-                # A peer that leaves without a request (a TCP health check, a
-                # port probe) is routine: DEBUG. A malformed request is INFO.
-                level = logging.DEBUG if err.status is None else logging.INFO
-                self.log.log(level, "connection %d: no valid request from %s: %s",
-                             self.id, self._peer(), err)
-                if err.status is not None:
-                    extra = [("Sec-WebSocket-Version", "13")] if err.status == 426 else None
-                    await self._respond(Response(err.status, f"{err}\n", extra))
-                return False
-            except _SOCKET_ERRORS as exc:
-                self.log.debug("connection %d: lost during handshake: %s", self.id, _why(exc))
-                return False
-        if scope.cancelled_caught or request is None:
-            self.log.info("connection %d: handshake from %s timed out after %ss",
-                          self.id, self._peer(), settings.handshake_timeout)
+        if settings.handshake_timeout is not None:
+            # The connection's own scope carries the deadline (a scope less
+            # per connection); serve() says so when it expires.
+            self._scope.deadline = trio.current_time() + settings.handshake_timeout
+        try:
+            if isinstance(stream, trio.SSLStream):
+                await stream.do_handshake()
+            while request is None:
+                request = hs.receive_data(await self._read())
+        except Error as err:
+            # A peer that leaves without a request (a TCP health check, a
+            # port probe) is routine: DEBUG. A malformed request is INFO.
+            level = logging.DEBUG if err.status is None else logging.INFO
+            self.log.log(level, "connection %d: no valid request from %s: %s",
+                         self.id, self._peer(), err)
+            if err.status is not None:
+                extra = [("Sec-WebSocket-Version", "13")] if err.status == 426 else None
+                await self._respond(Response(err.status, f"{err}\n", extra))
             return False
+        except _SOCKET_ERRORS as exc:
+            self.log.debug("connection %d: lost during handshake: %s", self.id, _why(exc))
+            return False
+        self._scope.deadline = math.inf
 
         ws = self.ws
         if ws.closing:
@@ -735,9 +738,13 @@ class Connection:
             # Plain TCP, the common case, without the stream layer's scopes.
             with contextlib.suppress(OSError):
                 stream.socket.shutdown(socket.SHUT_WR)
-            with trio.move_on_after(_or_inf(self.settings.close_timeout)):
-                while await self._read():
-                    pass
+            # Bounded by the connection's own scope, the last thing in it: if
+            # the peer never ends its stream, the scope ends the connection.
+            if self.settings.close_timeout is not None:
+                self._scope.deadline = min(self._scope.deadline,
+                                           trio.current_time() + self.settings.close_timeout)
+            while await self._read():
+                pass
             await self._close_now()
             return
         half_close = isinstance(stream, trio.abc.HalfCloseableStream)
