@@ -107,11 +107,10 @@ class Connection:
         "_early_close",
         "_early_timers",
         "_fd",
-        "_flush_lot",
         "_has_slot",
-        "_idle_lot",
         "_in_flight",
         "_lost_why",
+        "_lot",
         "_nursery",
         "_opened",
         "_pong_waiter",
@@ -119,7 +118,6 @@ class Connection:
         "_scope",
         "_stream_closed",
         "_thread_pending",
-        "_turn",
         "_write_failed",
         "_writing",
         "client",
@@ -159,9 +157,11 @@ class Connection:
         self._writing = False  # a writer task waits for room in the kernel
         self._batching = False  # replies wait for the end of the read batch
         self._thread_pending = 0
-        self._flush_lot = trio.lowlevel.ParkingLot()  # flush() waiting for room
-        self._idle_lot = trio.lowlevel.ParkingLot()  # _finish() waiting for the writer
-        self._turn = trio.lowlevel.ParkingLot()  # dispatches waiting for an async hook
+        # Tasks waiting for something to change here: flush() for room in the
+        # queue, _finish() for the writer, dispatches for an async hook to end.
+        # One lot for all (each waiter re-checks its own condition), made on
+        # first use: most connections never wait.
+        self._lot: trio.lowlevel.ParkingLot | None = None
         self._busy = False
         self._write_failed = False
         self._lost_why = ""
@@ -655,14 +655,12 @@ class Connection:
                     self._in_flight = len(data)
                     await stream.send_all(data)
                     self._in_flight = 0
-                if self._flush_lot:
-                    self._flush_lot.unpark_all()
+                self._wake()
         except (OSError, *_SOCKET_ERRORS) as exc:
             self._write_failed_now(exc)
         finally:
             self._writing = False
-            self._flush_lot.unpark_all()
-            self._idle_lot.unpark_all()
+            self._wake()
 
     def _write_failed_now(self, exc: BaseException) -> None:
         self._write_failed = True
@@ -706,7 +704,7 @@ class Connection:
             if self._writing:
                 with trio.move_on_after(_or_inf(self.settings.close_timeout)):
                     while self._writing:
-                        await self._idle_lot.park()
+                        await self._park()
         unsent = self.queued_bytes
         if self._lost_why:
             self.log.info("connection %d: lost (%s)", self.id, self._lost_why)
@@ -775,7 +773,7 @@ class Connection:
         self._release_slot()
         self.state = ConnState.CLOSED
         self._nursery = None
-        self._flush_lot.unpark_all()
+        self._wake()
         self._early_timers.clear()
         self.ws._closed(self)
         await self._close_now()
@@ -821,9 +819,19 @@ class Connection:
         if result is not None and inspect.isawaitable(result):
             await self._await_hook(_name(fn), result)
 
+    async def _park(self) -> None:
+        lot = self._lot
+        if lot is None:
+            lot = self._lot = trio.lowlevel.ParkingLot()
+        await lot.park()
+
+    def _wake(self) -> None:
+        if self._lot is not None:
+            self._lot.unpark_all()
+
     async def _wait_turn(self) -> None:
         while self._busy:
-            await self._turn.park()
+            await self._park()
 
     async def _await_hook(self, name: str, awaitable: Awaitable[Any]) -> None:
         """Await an ``async`` hook; every other dispatch waits until it is done."""
@@ -835,7 +843,7 @@ class Connection:
             failure = exc
         finally:
             self._busy = False
-            self._turn.unpark_all()
+            self._wake()
         if failure is not None:
             await self._handler_failed(name, failure)
 
@@ -873,7 +881,7 @@ class Connection:
                     await result
                 finally:
                     self._busy = False
-                    self._turn.unpark_all()
+                    self._wake()
         except Exception as exc:
             self._log_only(exc, "on_error")
 
@@ -1013,7 +1021,7 @@ class Connection:
             self._write_now()
             if self.queued_bytes < limit:
                 return
-            await self._flush_lot.park()
+            await self._park()
 
     def begin_shutdown(self) -> None:
         """The WebSocket shuts down: ``on_shutdown``, then close with 1001."""

@@ -89,7 +89,7 @@ def render_response(response: Response, extra: list[tuple[str, str]] | None = No
 
 
 def _headers_from_h11(raw: list[tuple[bytes, bytes]]) -> Headers:
-    return Headers([(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw])
+    return Headers._parsed([(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw])
 
 
 class ServerHandshake:

@@ -51,6 +51,17 @@ class Headers(Mapping[str, str]):
         self._items = tuple(pairs)
         self._index = index
 
+    @classmethod
+    def _parsed(cls, pairs: list[tuple[str, str]]) -> Headers:
+        """Headers from a parser that already refused line breaks (h11)."""
+        self = cls.__new__(cls)
+        index: dict[str, list[str]] = {}
+        for name, value in pairs:
+            index.setdefault(name.lower(), []).append(value)
+        self._items = tuple(pairs)
+        self._index = index
+        return self
+
     def __getitem__(self, name: str) -> str:
         return self._index[name.lower()][0]
 
