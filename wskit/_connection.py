@@ -210,6 +210,9 @@ class Connection:
         try:
             if isinstance(stream, trio.SSLStream):
                 await stream.do_handshake()
+            # The first read right away: the request usually came with the
+            # connection, and accepting it was a checkpoint already.
+            request = hs.receive_data(await self._read(yield_first=False))
             while request is None:
                 request = hs.receive_data(await self._read())
         except Error as err:
@@ -490,8 +493,12 @@ class Connection:
             self._lost_why = f"no close frame within close_timeout={self.settings.close_timeout}s"
         self._close_code, self._close_reason = CloseCode.ABNORMAL, ""
 
-    async def _read(self) -> bytes:
-        """The next bytes from the peer; ``b""`` at the end of the stream."""
+    async def _read(self, *, yield_first: bool = True) -> bytes:
+        """The next bytes from the peer; ``b""`` at the end of the stream.
+
+        ``yield_first=False`` skips the checkpoint before trying the read:
+        only for a read that is not in a loop (a peer sending without pause
+        must not keep this task from yielding)."""
         size = self.settings.read_size
         fd = self._fd
         if fd is None:  # TLS (or any other stream): its own receive_some
@@ -507,7 +514,8 @@ class Connection:
         # mostly finds data and skips the epoll registration that a failed
         # read costs; trio's recv() yields after the read, and also waits in
         # epoll after it, two trips. Measured: +20-30% echo throughput.
-        await trio.lowlevel.checkpoint()
+        if yield_first:
+            await trio.lowlevel.checkpoint()
         try:
             return os.read(fd, size)
         except BlockingIOError:
