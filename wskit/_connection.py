@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 __all__ = ["ConnState", "Connection", "Opening"]
 
 _ids = itertools.count(1)
+_MAX_READ = 2**20  # the largest read, while a large message streams in
 _SOCKET_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError)
 
 
@@ -114,6 +115,7 @@ class Connection:
         "_nursery",
         "_opened",
         "_pong_waiter",
+        "_read_size",
         "_scope",
         "_stream_closed",
         "_thread_pending",
@@ -155,6 +157,7 @@ class Connection:
         self._early_bytes = 0
         self._early_close: tuple[int, str] | None = None
         self._fd: int | None = None  # plain TCP: read and written directly
+        self._read_size = ws.settings.read_size
         self._backlog = memoryview(b"")  # taken from the core, not yet written
         self._in_flight = 0  # TLS: bytes inside send_all()
         self._writing = False  # a writer task waits for room in the kernel
@@ -502,7 +505,7 @@ class Connection:
         ``yield_first=False`` skips the checkpoint before trying the read:
         only for a read that is not in a loop (a peer sending without pause
         must not keep this task from yielding)."""
-        size = self.settings.read_size
+        size = self._read_size
         fd = self._fd
         if fd is None:  # TLS (or any other stream): its own receive_some
             assert self.stream is not None
@@ -520,21 +523,29 @@ class Connection:
         if yield_first:
             await trio.lowlevel.checkpoint()
         try:
-            return os.read(fd, size)
+            data = os.read(fd, size)
         except BlockingIOError:
-            pass
+            data = None
         except OSError as exc:
             self._lost_why = f"read failed: {exc}"
             return b""
-        while True:
+        while data is None:
             try:
                 await trio.lowlevel.wait_readable(fd)
-                return os.read(fd, size)
+                data = os.read(fd, size)
             except BlockingIOError:
                 continue  # a spurious wake-up
             except (OSError, trio.ClosedResourceError) as exc:
                 self._lost_why = f"read failed: {exc}"
                 return b""
+        # A read that filled the buffer means more is waiting (a large
+        # message): read more at once next time, up to 1 MiB, since wsproto
+        # parses big chunks much faster; back to read_size when it drains.
+        if len(data) == size:
+            self._read_size = min(size * 4, _MAX_READ)
+        elif size != self.settings.read_size:
+            self._read_size = self.settings.read_size
+        return data
 
     async def _handle_batch(self, events: list[CoreEvent]) -> None:
         """Dispatch what one read brought; the replies leave in one write after it."""

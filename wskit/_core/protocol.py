@@ -36,6 +36,7 @@ from wsproto.frame_protocol import (
     FrameProtocol,
     Opcode,
     ParseFailed,
+    XorMaskerSimple,
 )
 
 from .._errors import Error, ErrorKind
@@ -120,6 +121,30 @@ _ERROR_KINDS = {
 _LATE_REGISTERED = frozenset({1014})
 
 
+# Below this payload size one big-integer XOR unmasks faster than wsproto's
+# four strided translate() calls (3x at 64 bytes, even at 2 KiB); above it
+# wsproto's way is faster (measured: 1.1 GB/s against 0.5 GB/s at 64 KiB).
+_SMALL_FRAME = 2048
+
+
+class _SmallMasker(XorMaskerSimple):
+    """Unmasks (RFC 6455 5.3) a small frame's payload, in any number of pieces."""
+
+    def process(self, data: bytes | bytearray) -> bytearray:
+        size = len(data)
+        if not size:
+            return bytearray()
+        key = bytes(self._masking_key)
+        mask = (key * ((size >> 2) + 1))[:size]
+        value = int.from_bytes(data, "little") ^ int.from_bytes(mask, "little")
+        turn = size & 3
+        if turn:  # the next piece starts mid-key
+            self._masking_key = key[turn:] + key[:turn]
+        # wsproto copies the result into a bytearray or bytes next: a bytes
+        # object here is as good (and a copy less).
+        return value.to_bytes(size, "little")  # type: ignore[return-value]
+
+
 class _FrameDecoder(FrameDecoder):
     """wsproto's frame parser, refusing an oversized message from its headers.
 
@@ -140,6 +165,9 @@ class _FrameDecoder(FrameDecoder):
         if not super().parse_header():
             return False
         limit, header = self.limit, self.header
+        if (header is not None and header.payload_len <= _SMALL_FRAME
+                and isinstance(self.masker, XorMaskerSimple)):
+            self.masker = _SmallMasker(self.masker._masking_key)
         if limit is not None and header is not None and not header.opcode.iscontrol():
             if header.opcode is not Opcode.CONTINUATION:
                 self.message_size = 0
@@ -365,12 +393,13 @@ class ConnectionCore:
         self.output_size += len(frame)
         return len(frame)
 
-    def take_output(self) -> bytes:
-        """Everything queued to send since the last call, as one buffer."""
+    def take_output(self) -> bytes | bytearray:
+        """Everything queued to send since the last call, as one buffer
+        (the frame itself when there is one: no copy of a large message)."""
         out = self._out
         if not out:
             return b""
-        data = bytes(out[0]) if len(out) == 1 else b"".join(out)
+        data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
         self.output_size = 0
         return data
