@@ -982,6 +982,20 @@ class Connection:
         else:
             raise self._closed_error(len(data))
 
+    def send_frame(self, frame: bytes) -> None:
+        """A frame encoded once for a broadcast (see ``core.shares_frames``)."""
+        core = self.core
+        if self.state is not ConnState.OPEN or core is None:
+            raise self._closed_error(len(frame))
+        limit = self.settings.max_send_queue
+        if limit is not None:
+            queued = core.output_size + len(self._backlog) + self._in_flight
+            if queued >= limit:
+                raise self._queue_full(queued)
+        core.send_frame(frame)
+        if not self._batching:
+            self._write_now()
+
     def check_queue(self, size: int) -> None:
         """From another thread: raise there if the message cannot be queued."""
         if self.state is ConnState.CLOSING or self.state is ConnState.CLOSED:

@@ -17,6 +17,7 @@ from typing import Any
 import trio
 
 from ._connection import Connection, ConnState, Opening
+from ._core.protocol import encode_frame
 from ._errors import Error, ErrorKind
 from ._handler import FactoryAdapter, FactoryLike
 from ._sender import Sender
@@ -286,10 +287,18 @@ class WebSocket:
         self._all.pop(conn.id, None)
 
     def _broadcast(self, data: str | bytes) -> None:
+        # Server connections without compression send the very same bytes:
+        # the frame is encoded once for all of them.
+        frame: bytes | None = None
         for conn in list(self._open.values()):
-            if conn.state is ConnState.OPEN:
+            if conn.state is ConnState.OPEN and conn.core is not None:
                 try:
-                    conn.send(data)
+                    if conn.core.shares_frames:
+                        if frame is None:
+                            frame = encode_frame(data)
+                        conn.send_frame(frame)
+                    else:
+                        conn.send(data)
                 except Error as err:
                     conn.report(err)
 

@@ -106,6 +106,7 @@ RAW = (b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\
         (RAW.replace(b"Version: 13", b"Version: 8"), 426),
         (RAW.replace(b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", b""), 400),
         (RAW.replace(b"dGhlIHNhbXBsZSBub25jZQ==", b"short"), 400),
+        (RAW.replace(b"Key: ", b"Key: \x80"), 400),  # found by the fuzzer
         (RAW.replace(b"Connection: Upgrade", b"Connection: keep-alive"), 400),
         (RAW.replace(b"GET", b"POST"), 400),
     ],

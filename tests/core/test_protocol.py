@@ -16,6 +16,7 @@ from wskit._core.protocol import (
     Lost,
     Ping,
     Pong,
+    encode_frame,
 )
 
 
@@ -295,3 +296,19 @@ def test_iana_registered_codes_are_accepted_and_sendable(code: int) -> None:
     events = server.receive_data(client.take_output())
     assert isinstance(events[0], CloseReceived)
     assert events[0].code == code
+
+
+@pytest.mark.parametrize("data", ["", "é" * 10, "x" * 125, "y" * 126, b"z" * 65535,
+                                  b"w" * 65536, b"v" * 70000])
+def test_encode_frame_matches_wsproto(data: str | bytes) -> None:
+    _, server = pair(limit=None)
+    assert server.shares_frames
+    server.send(data)
+    assert encode_frame(data) == server.take_output()
+
+
+def test_shared_frames_only_for_plain_server_connections() -> None:
+    client, _ = pair()
+    assert not client.shares_frames  # client frames are masked
+    _, server = pair(deflate=True)
+    assert not server.shares_frames  # compressed per connection

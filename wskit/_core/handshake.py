@@ -180,7 +180,7 @@ class ServerHandshake:
         keys = headers.get_all("Sec-WebSocket-Key")
         try:
             valid = len(keys) == 1 and len(base64.b64decode(keys[0], validate=True)) == 16
-        except binascii.Error:
+        except (binascii.Error, ValueError):  # ValueError: not even ASCII
             valid = False
         if not valid:
             raise Error("missing or invalid Sec-WebSocket-Key", ErrorKind.PROTOCOL, status=400)

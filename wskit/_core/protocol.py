@@ -52,6 +52,7 @@ __all__ = [
     "Ping",
     "Pong",
     "check_close",
+    "encode_frame",
 ]
 
 
@@ -360,6 +361,18 @@ class ConnectionCore:
             raise Error(f"cannot send: connection is {self.state.value}", ErrorKind.QUEUE)
         return self._queue(self._proto.send_data(data))
 
+    @property
+    def shares_frames(self) -> bool:
+        """Whether a frame from :func:`encode_frame` is what this connection
+        would send: server side (no mask) and no extension (no deflate)."""
+        return not self._proto.client and not self._proto.extensions
+
+    def send_frame(self, frame: bytes) -> int:
+        """Queue a frame encoded once for many connections (a broadcast)."""
+        if self.state is not CoreState.OPEN:
+            raise Error(f"cannot send: connection is {self.state.value}", ErrorKind.QUEUE)
+        return self._queue(frame)
+
     def ping(self, data: bytes) -> int:
         return self._control(True, data)
 
@@ -422,3 +435,18 @@ def _message(data: str | bytes | bytearray) -> Message:
     _set_data(msg, bytes(data) if isinstance(data, bytearray) else data)
     _set_size(msg, -1)
     return msg
+
+
+def encode_frame(data: str | bytes) -> bytes:
+    """One unmasked, final data frame (RFC 6455 5.2), as a server without
+    extensions sends it: the same bytes for every such connection."""
+    if isinstance(data, str):
+        payload, first = data.encode("utf-8"), 0x81
+    else:
+        payload, first = data, 0x82
+    size = len(payload)
+    if size < 126:
+        return bytes((first, size)) + payload
+    if size < 65536:
+        return struct.pack("!BBH", first, 126, size) + payload
+    return struct.pack("!BBQ", first, 127, size) + payload
