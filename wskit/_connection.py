@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 __all__ = ["ConnState", "Connection", "Opening"]
 
 _ids = itertools.count(1)
-_MAX_READ = 2**20  # the largest read, while a large message streams in
+_MAX_READ = 2**18  # the largest read while a large message streams in (measured best)
 _SOCKET_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError)
 
 
@@ -539,7 +539,7 @@ class Connection:
                 self._lost_why = f"read failed: {exc}"
                 return b""
         # A read that filled the buffer means more is waiting (a large
-        # message): read more at once next time, up to 1 MiB, since wsproto
+        # message): read more at once next time, up to 256 KiB, since wsproto
         # parses big chunks much faster; back to read_size when it drains.
         if len(data) == size:
             self._read_size = min(size * 4, _MAX_READ)
