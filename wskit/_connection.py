@@ -110,14 +110,15 @@ class Connection:
         "_fd",
         "_has_slot",
         "_in_flight",
+        "_live",
         "_lost_why",
         "_lot",
-        "_nursery",
         "_opened",
         "_pong_waiter",
         "_read_size",
         "_scope",
         "_stream_closed",
+        "_tasks",
         "_thread_pending",
         "_write_failed",
         "_writing",
@@ -146,7 +147,11 @@ class Connection:
         self.core: ConnectionCore | None = None
         self.stream: trio.abc.Stream | None = None
         self.handshake: Handshake | None = None
-        self._nursery: trio.Nursery | None = None
+        # Background tasks (writer, keepalive, timers) run in the WebSocket's
+        # nursery, each under its own scope, cancelled when the connection
+        # ends: no nursery per connection (~6% of a handshake, ~0.4 KB idle).
+        self._tasks: set[trio.CancelScope] | None = None
+        self._live = False  # open, and background tasks may start
         # The whole connection: its expiry or cancellation ends it at once,
         # abnormally (1006) unless the closing handshake was complete. It
         # carries the handshake, close and drain deadlines, and is cancelled
@@ -442,13 +447,39 @@ class Connection:
     # Open connection
 
     async def _run_open(self, opening: Opening | None = None) -> None:
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            await self._run_open_in(nursery, opening)
-            nursery.cancel_scope.cancel()  # timers and keepalive end with us
-        self._nursery = None
+        self._live = True
+        try:
+            await self._run_open_in(opening)
+        finally:
+            self._live = False
+            tasks, self._tasks = self._tasks, None
+            for scope in tasks or ():
+                scope.cancel()  # timers, keepalive and writer end with us
 
-    async def _run_open_in(self, nursery: trio.Nursery, opening: Opening | None) -> None:
+    def _spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run ``fn(*args)`` in the background until it returns or this
+        connection ends."""
+        scope = trio.CancelScope()
+        if self._tasks is None:
+            self._tasks = set()
+        self._tasks.add(scope)
+        self.ws._require_nursery().start_soon(self._background, scope, fn, args)
+
+    async def _background(self, scope: trio.CancelScope,
+                          fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+        if scope.cancel_called:
+            return  # ended before we started: the fd may be another socket's now
+        try:
+            with scope:
+                await fn(*args)
+        except Exception:
+            self.log.exception("connection %d: internal error in wskit", self.id)
+            self.abort()
+        finally:
+            if self._tasks is not None:
+                self._tasks.discard(scope)
+
+    async def _run_open_in(self, opening: Opening | None) -> None:
         core, hooks = self.core, self.hooks
         assert core is not None and hooks is not None
         self.state = ConnState.OPEN
@@ -462,12 +493,12 @@ class Connection:
         self._early.clear()
         self._early_bytes = 0
         self._output()
-        for timer in self._early_timers:  # set by the factory, before the nursery
+        for timer in self._early_timers:  # set by the factory, during the handshake
             if timer.scope is not None:
-                nursery.start_soon(self._run_timer, timer, timer.scope)
+                self._spawn(self._run_timer, timer, timer.scope)
         self._early_timers.clear()
         if self.settings.ping_interval is not None:
-            nursery.start_soon(self._keepalive)
+            self._spawn(self._keepalive)
         await self._dispatch(hooks.on_open, self._take_handshake())
         if opening is not None:
             opening.finish()
@@ -650,9 +681,9 @@ class Connection:
             self._start_writer()
 
     def _start_writer(self) -> None:
-        if not self._writing and self._nursery is not None:
+        if not self._writing and self._live:
             self._writing = True
-            self._nursery.start_soon(self._writer)
+            self._spawn(self._writer)
 
     async def _writer(self) -> None:
         core, stream, fd = self.core, self.stream, self._fd
@@ -791,7 +822,6 @@ class Connection:
         """Runs once, last, whatever happened: release everything, tell the factory."""
         self._release_slot()
         self.state = ConnState.CLOSED
-        self._nursery = None
         self._wake()
         self._early_timers.clear()
         self.ws._closed(self)
@@ -934,8 +964,8 @@ class Connection:
         """Hand an error that arose outside this connection's task to ``on_error``."""
         error.connection_id = self.id
         self.log.warning("connection %d: %s", self.id, error)
-        if self._nursery is not None:
-            self._nursery.start_soon(self._call_on_error, error)
+        if self._live:
+            self._spawn(self._call_on_error, error)
 
     # ------------------------------------------------------------------
     # Called through Sender, in the Trio thread
@@ -1042,16 +1072,16 @@ class Connection:
         self._output()
 
     def start_timer(self, timer: Timeout) -> None:
-        if self.state is ConnState.CLOSED or (self._nursery is None
+        if self.state is ConnState.CLOSED or (not self._live
                                               and self.state is not ConnState.CONNECTING):
             raise Error(f"connection {self.id} is closed: cannot set a timeout",
                         ErrorKind.TIMER, connection_id=self.id)
         # The scope is handed to the task: cancel() may run before it starts.
         timer.scope = scope = trio.CancelScope()
-        if self._nursery is None:  # set during the handshake: starts when open
+        if not self._live:  # set during the handshake: starts when open
             self._early_timers.append(timer)
         else:
-            self._nursery.start_soon(self._run_timer, timer, scope)
+            self._spawn(self._run_timer, timer, scope)
 
     async def _run_timer(self, timer: Timeout, scope: trio.CancelScope) -> None:
         with scope:
@@ -1082,8 +1112,8 @@ class Connection:
         """The WebSocket shuts down: ``on_shutdown``, then close with 1001."""
         if self.state is ConnState.CONNECTING:
             self.abort()
-        elif self.state is ConnState.OPEN and self._nursery is not None:
-            self._nursery.start_soon(self._shutdown)
+        elif self.state is ConnState.OPEN and self._live:
+            self._spawn(self._shutdown)
 
     async def _shutdown(self) -> None:
         if self.hooks is not None:

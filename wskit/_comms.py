@@ -1,0 +1,319 @@
+"""``Comms``: send to any connection by its id, from anywhere (Rwf's ``Comms``).
+
+Every :class:`WebSocket` has one, as ``ws.comms`` (and ``ctx.comms`` in a
+room). It addresses connections by ``connection_id`` — the small integer a
+``Sender`` and a room's ``ClientId`` carry — so a background task, a worker
+thread or another connection's handler can push to a client it only knows
+by number::
+
+    ws.comms.send(7, "your report is ready")
+    ws.comms.broadcast("maintenance in 5 minutes", exclude=7)
+    ws.comms.room("lobby").send(wskit.Everyone, "lobby closes soon")
+
+Recipients (for rooms) are small values: an ``int`` (one client),
+:data:`Everyone`, ``Except(id, ...)`` (everyone but those), or a list, tuple
+or set of ids.
+
+Threads: every method is non-blocking and safe from any thread, following
+``Sender``: in the WebSocket's own thread it acts at once; from another
+thread, what can be checked (is that id connected, is its queue full) is
+checked in the calling thread, which raises, and the send is handed to the
+WebSocket's thread in order. A client that leaves in between loses the
+message, and that is logged (``wskit`` logger).
+
+Errors: a send to an id that is not connected (it closed, or never existed)
+raises :class:`wskit.Error` of kind ``QUEUE`` naming the id; a send to a
+client whose queue is full raises ``QUEUE`` too, as ``Sender.send`` does.
+A broadcast never raises for one recipient: a recipient that cannot take
+the message gets it reported to its own ``on_error``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Final, Protocol, TypeAlias
+
+from ._connection import Connection, ConnState
+from ._core.messages import Message
+from ._core.protocol import encode_frame
+from ._errors import Error, ErrorKind
+from ._sender import to_message
+
+if TYPE_CHECKING:
+    from ._websocket import WebSocket
+
+__all__ = ["Comms", "Everyone", "Except", "Recipient", "RoomComms", "send_shared"]
+
+Sendable: TypeAlias = Message | str | bytes | bytearray | memoryview
+
+
+class _Everyone:
+    """The recipient "every client" (of a room, or of the WebSocket)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "wskit.Everyone"
+
+    def __reduce__(self) -> str:
+        return "Everyone"  # pickles as the module attribute: stays a singleton
+
+
+#: Recipient: every client of the room (``ctx.send(wskit.Everyone, msg)``).
+Everyone: Final = _Everyone()
+
+
+def as_id(value: object) -> int:
+    """A client id: an ``int`` (a ``ClientId`` too), never a bool or a str."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    raise Error(f"a client id is an int (a connection_id), got {value!r}", ErrorKind.INTERNAL)
+
+
+def as_ids(value: int | Iterable[int]) -> frozenset[int]:
+    """One id or an iterable of ids, as a frozenset of plain ints."""
+    if isinstance(value, (str, bytes)):
+        raise Error(f"client ids are ints, got {value!r}", ErrorKind.INTERNAL)
+    if isinstance(value, Iterable):
+        return frozenset(as_id(item) for item in value)
+    return frozenset((as_id(value),))
+
+
+class Except:
+    """The recipient "everyone but these": ``Except(7)``, ``Except(7, 8)``,
+    ``Except([7, 8])``. Immutable; ``ids`` is a frozenset of ints."""
+
+    __slots__ = ("ids",)
+
+    ids: frozenset[int]
+
+    def __init__(self, *ids: int | Iterable[int]) -> None:
+        found: set[int] = set()
+        for item in ids:
+            found |= as_ids(item)
+        object.__setattr__(self, "ids", frozenset(found))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("wskit.Except is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Except) and other.ids == self.ids
+
+    def __hash__(self) -> int:
+        return hash((Except, self.ids))
+
+    def __repr__(self) -> str:
+        return f"wskit.Except({', '.join(map(str, sorted(self.ids)))})"
+
+
+#: Who a room message goes to: one client id, :data:`Everyone`,
+#: :class:`Except`, or a list/tuple/set of client ids.
+Recipient: TypeAlias = "int | _Everyone | Except | Iterable[int]"
+
+
+def select(recipient: Recipient, members: Sequence[int] | dict[int, object]
+           ) -> tuple[list[int], list[int]]:
+    """``(present, missing)``: the ids of ``members`` that ``recipient``
+    names, in member order for the collective kinds, and the ids it names
+    that are not members (only for an id or a list of ids)."""
+    if recipient is Everyone:
+        return list(members), []
+    if isinstance(recipient, Except):
+        excluded = recipient.ids
+        return [i for i in members if i not in excluded], []
+    if isinstance(recipient, int) and not isinstance(recipient, bool):
+        return ([int(recipient)], []) if recipient in members else ([], [int(recipient)])
+    if isinstance(recipient, (str, bytes)) or not isinstance(recipient, Iterable):
+        raise Error(f"not a recipient: {recipient!r} (use a client id, wskit.Everyone, "
+                    "wskit.Except(id) or a list of ids)", ErrorKind.INTERNAL)
+    present: list[int] = []
+    missing: list[int] = []
+    seen: set[int] = set()
+    for item in recipient:
+        client = as_id(item)
+        if client in seen:
+            continue
+        seen.add(client)
+        (present if client in members else missing).append(client)
+    return present, missing
+
+
+def send_shared(conn: Connection, data: str | bytes, frame: bytes | None) -> bytes | None:
+    """Queue ``data`` on ``conn``, reusing ``frame`` (encoded once for many
+    plain server connections, see ``ConnectionCore.shares_frames``); returns
+    the frame to reuse for the next recipient. Raises ``Error(QUEUE)`` as
+    ``Connection.send`` does."""
+    core = conn.core
+    if core is not None and core.shares_frames:
+        if frame is None:
+            frame = encode_frame(data)
+        conn.send_frame(frame)
+    else:
+        conn.send(data)
+    return frame
+
+
+class Group(Protocol):
+    """What a room offers to :class:`Comms` (implemented by ``wskit.Rooms``)."""
+
+    def member_ids(self) -> tuple[int, ...]:
+        """The clients in the group now (safe from any thread)."""
+
+    def has_member(self, client_id: int) -> bool:
+        """Whether that client is in the group (safe from any thread)."""
+
+    def deliver(self, recipient: Recipient, data: str | bytes) -> None:
+        """Send to the recipient, in the WebSocket's thread; raises
+        ``Error(QUEUE)`` naming ids that are not in the group."""
+
+
+def _gone(client_id: int) -> Error:
+    return Error(f"client {client_id} is not connected (it closed, or never existed): "
+                 "message not sent", ErrorKind.QUEUE, connection_id=client_id)
+
+
+class Comms:
+    """Send to any open connection of one WebSocket by its id: ``ws.comms``.
+
+    ``send(id, msg)``, ``broadcast(msg, exclude=…)``, ``room(room_id)``,
+    ``ids`` (who is connected now), ``id in comms``, ``len(comms)``.
+    Non-blocking and safe from any thread and any task (see the module
+    docstring for what is checked where).
+    """
+
+    __slots__ = ("_groups", "_ws")
+
+    def __init__(self, ws: WebSocket) -> None:
+        self._ws = ws
+        #: Rooms by id, registered by ``wskit.Rooms`` (one namespace per WebSocket).
+        self._groups: dict[str, Group] = {}
+
+    @property
+    def ids(self) -> frozenset[int]:
+        """The ids of the connections open now (both sides), a snapshot."""
+        return frozenset(self._ws._open)
+
+    def __contains__(self, client_id: object) -> bool:
+        return client_id in self._ws._open
+
+    def __len__(self) -> int:
+        return len(self._ws._open)
+
+    def send(self, client_id: int, msg: Sendable) -> None:
+        """Send to one connection by id (its ``connection_id``).
+
+        Raises ``Error(kind=QUEUE)`` naming the id when no open connection
+        has it, when it is closing, or when its queue is over
+        ``Settings.max_send_queue``.
+        """
+        client = as_id(client_id)
+        conn = self._ws._open.get(client)
+        if conn is None:
+            raise _gone(client)
+        conn.sender.send(msg)
+
+    def broadcast(self, msg: Sendable, *, exclude: int | Iterable[int] = ()) -> None:
+        """Send to every open connection but those in ``exclude``.
+
+        The frame is encoded once for all plain server connections. A
+        recipient whose queue is full misses the message; that is reported
+        to its own ``on_error``, never raised here.
+        """
+        data = to_message(msg).data
+        self._ws._call(self._broadcast, data, as_ids(exclude))
+
+    def room(self, room_id: str) -> RoomComms:
+        """A handle on one room of this WebSocket, by id (it need not exist
+        yet: sending checks)."""
+        return RoomComms(self, room_id)
+
+    @property
+    def rooms(self) -> frozenset[str]:
+        """The ids of the rooms open now, a snapshot."""
+        return frozenset(self._groups)
+
+    def _broadcast(self, data: str | bytes, excluded: frozenset[int]) -> None:
+        frame: bytes | None = None
+        for conn in list(self._ws._open.values()):
+            if conn.id in excluded or conn.state is not ConnState.OPEN:
+                continue
+            try:
+                frame = send_shared(conn, data, frame)
+            except Error as err:
+                conn.report(err)
+
+    def __repr__(self) -> str:
+        return f"<wskit.Comms {len(self)} connections, {len(self._groups)} rooms>"
+
+
+class RoomComms:
+    """One room, reached from outside it: ``ws.comms.room("lobby")``.
+
+    ``send(recipient, msg)`` goes through the room's own delivery, so its
+    slow-client policy applies; ``clients`` lists who is in it.
+    """
+
+    __slots__ = ("_comms", "room_id")
+
+    def __init__(self, comms: Comms, room_id: str) -> None:
+        self._comms = comms
+        self.room_id = room_id
+
+    @property
+    def exists(self) -> bool:
+        """Whether the room is open now."""
+        return self.room_id in self._comms._groups
+
+    @property
+    def clients(self) -> tuple[int, ...]:
+        """The client ids in the room now (empty if it is not open)."""
+        group = self._comms._groups.get(self.room_id)
+        return group.member_ids() if group is not None else ()
+
+    def send(self, recipient: Recipient, msg: Sendable) -> None:
+        """Send to ``recipient`` in this room (one id, :data:`Everyone`,
+        :class:`Except`, a list of ids).
+
+        Raises ``Error(kind=QUEUE)`` if the room is not open, or naming the
+        ids that are not in it (the others still get the message).
+        """
+        data = to_message(msg).data
+        ws = self._comms._ws
+        if ws._in_trio_thread():
+            self._deliver(recipient, data)
+            return
+        group = self._group()
+        present, missing = select(recipient, group.member_ids())
+        if missing:
+            raise self._missing(missing, bool(present))
+        ws._run_soon(self._deliver, recipient, data)
+
+    def broadcast(self, msg: Sendable) -> None:
+        """``send(Everyone, msg)``."""
+        self.send(Everyone, msg)
+
+    def _group(self) -> Group:
+        group = self._comms._groups.get(self.room_id)
+        if group is None:
+            raise Error(f"room {self.room_id!r} is not open (no client joined it, or it "
+                        "was disposed): message not sent", ErrorKind.QUEUE)
+        return group
+
+    def _deliver(self, recipient: Recipient, data: str | bytes) -> None:
+        self._group().deliver(recipient, data)
+
+    def _missing(self, missing: list[int], some_sent: bool) -> Error:
+        return missing_error(self.room_id, missing, some_sent)
+
+    def __repr__(self) -> str:
+        return f"<wskit.RoomComms {self.room_id!r}>"
+
+
+def missing_error(room_id: str, missing: list[int], some_sent: bool) -> Error:
+    """The error for recipients that are not in the room."""
+    names = ", ".join(map(str, missing))
+    plural = "s" if len(missing) > 1 else ""
+    sent = " (sent to the others)" if some_sent else ""
+    return Error(f"client{plural} {names} not in room {room_id!r} (left, or never joined): "
+                 f"message not sent to {'them' if plural else 'it'}{sent}",
+                 ErrorKind.QUEUE, connection_id=missing[0] if len(missing) == 1 else None)
