@@ -1,20 +1,30 @@
 """The Trio driver of one connection: pumps bytes, runs timers, calls hooks.
 
 One task per connection reads, feeds :class:`ConnectionCore`, and dispatches
-the resulting events to the handler one at a time; a writer task sends what
-the core queued. Timers and keepalive run as tasks in the connection's own
-nursery, so they die with it.
+the resulting events to the handler one at a time. On plain TCP it reads and
+writes the non-blocking socket itself (``os.read``/``os.write`` on its file
+descriptor): one trip through the scheduler per read, none per write. The
+replies to one read leave in one write at the end of it; a writer task runs
+only while the kernel's buffer is full (and for TLS, whose ``SSLStream`` must
+be awaited). Timers, keepalive and the writer run in the WebSocket's nursery
+under cancel scopes that this connection cancels when it ends.
 
 Hook dispatch is serialized: a sync hook runs to completion without yielding
 to Trio, and while an ``async`` hook is awaited every other dispatch (timer,
 shutdown, next message) waits its turn. Nothing a hook raises escapes: it is
 logged, given to ``on_error`` and closes this connection with 1011.
 
+One cancel scope spans the connection: it carries the handshake, close and
+drain deadlines, and its expiry or cancellation (``abort()``, a failed write,
+a keepalive timeout) ends the connection at once, with 1006 unless the closing
+handshake had completed. ``_end()`` always runs last: it reports data that
+could not be sent, closes the stream, and calls ``on_close`` exactly once.
+
 Closing (RFC 6455 section 7.1.1): after the closing handshake, or after
 failing the connection, we flush our last frames, half-close the TCP stream
-(``send_eof``) and read until the peer's end of stream, so that the kernel
-never resets the connection while a close frame or an HTTP error response is
-still in flight. Every wait is bounded by ``close_timeout``.
+and read until the peer's end of stream, so that the kernel never resets the
+connection while a close frame or an HTTP error response is still in
+flight. Every wait is bounded by ``close_timeout``.
 """
 
 from __future__ import annotations
@@ -233,8 +243,7 @@ class Connection:
             self.log.log(level, "connection %d: no valid request from %s: %s",
                          self.id, self._peer(), err)
             if err.status is not None:
-                extra = [("Sec-WebSocket-Version", "13")] if err.status == 426 else None
-                await self._respond(Response(err.status, f"{err}\n", extra))
+                await self._respond(_error_response(err))
             return False
         except _SOCKET_ERRORS as exc:
             self.log.debug("connection %d: lost during handshake: %s", self.id, _why(exc))
@@ -256,8 +265,7 @@ class Connection:
             except Error as err:
                 self.log.info("connection %d: bad upgrade from %s: %s",
                               self.id, self._peer(), err)
-                extra = [("Sec-WebSocket-Version", "13")] if err.status == 426 else None
-                await self._respond(Response(err.status or 400, f"{err}\n", extra))
+                await self._respond(_error_response(err))
                 return False
             limit = settings.max_connections
             if limit is not None and ws.slots >= limit:
@@ -1185,6 +1193,12 @@ class Connection:
             extensions=tuple(ext.name for ext in extensions),
             trust_proxy_headers=self.settings.trust_proxy_headers,
         )
+
+
+def _error_response(err: Error) -> Response:
+    """The HTTP answer to a refused request; 426 says which version we speak."""
+    extra = [("Sec-WebSocket-Version", "13")] if err.status == 426 else None
+    return Response(err.status or 400, f"{err}\n", extra)
 
 
 async def _resolve(value: Any) -> Any:
