@@ -34,7 +34,7 @@ async def test_slowloris_does_not_block_other_clients(serve: Any, ws_connect: An
             stream = await trio.open_tcp_stream(server.host, server.port)
             await stream.send_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
             streams.append(stream)
-        with trio.fail_after(2):
+        with trio.fail_after(TIMEOUT):
             async with ws_connect(server.url()) as client:
                 await client.send("through")
                 assert await client.recv() == "through"
