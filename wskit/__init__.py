@@ -10,10 +10,12 @@ See README.md for the guide; every public name is listed in ``__all__``.
 """
 
 from ._api import connect, listen
+from ._comms import Comms, Everyone, Except, RoomComms
 from ._core.http import Handshake, Headers, Request, Response
 from ._core.messages import CloseCode, Message
 from ._errors import Error, ErrorKind
 from ._handler import Factory, Handler
+from ._rooms import ClientId, RoomContext, Rooms, RoomService, RoomStats
 from ._router import Router
 from ._sender import Sender, Timeout
 from ._settings import Settings
@@ -22,9 +24,13 @@ from ._websocket import WebSocket
 __version__ = "0.1.0"
 
 __all__ = [
+    "ClientId",
     "CloseCode",
+    "Comms",
     "Error",
     "ErrorKind",
+    "Everyone",
+    "Except",
     "Factory",
     "Handler",
     "Handshake",
@@ -32,6 +38,11 @@ __all__ = [
     "Message",
     "Request",
     "Response",
+    "RoomComms",
+    "RoomContext",
+    "RoomService",
+    "RoomStats",
+    "Rooms",
     "Router",
     "Sender",
     "Settings",

@@ -6,6 +6,7 @@
     wskit client URL                             stdin lines out, messages in
     wskit serve module:factory [options]         serve any factory
     wskit dev module:factory [options]           the same, restarted on changes
+    wskit serve module:RoomService --rooms       room services as wskit.Rooms (also dev)
 
 Exit status: 0 on success (a server stopped by Ctrl-C/SIGTERM, a client whose
 connection closed normally); 1 when a client can't connect or its connection
@@ -45,6 +46,7 @@ from ._core.http import Handshake, Request
 from ._core.messages import CloseCode, Message
 from ._errors import Error
 from ._handler import Factory, FactoryLike, Handler
+from ._rooms import Rooms
 from ._sender import Sender
 from ._settings import Settings
 from ._websocket import WebSocket
@@ -288,6 +290,75 @@ def _split_target(target: str) -> tuple[str, str]:
     return module_name, attr
 
 
+def _add_rooms_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "rooms", "serve a wskit.RoomService class (or any (room_id, ctx) -> service "
+                 "callable) as wskit.Rooms: /ws/{room}, /status, /rooms")
+    group.add_argument("--rooms", action="store_true",
+                       help="wrap the target in wskit.Rooms")
+    group.add_argument("--grace", type=_non_negative, metavar="SECONDS",
+                       default=argparse.SUPPRESS,
+                       help="seconds an empty room is kept for a rejoin (default 10)")
+    group.add_argument("--slow-client", choices=["disconnect", "drop"],
+                       default=argparse.SUPPRESS,
+                       help="a client too slow to read: close it with 1008 (default) or "
+                            "drop its messages")
+    group.add_argument("--max-client-queue", type=size, metavar="SIZE",
+                       default=argparse.SUPPRESS,
+                       help="bytes waiting for a client before it counts as slow "
+                            "(default 256k)")
+
+
+_ROOMS_OPTIONS = (("grace", "--grace"), ("slow_client", "--slow-client"),
+                  ("max_client_queue", "--max-client-queue"))
+
+
+def _non_negative(text: str) -> float:
+    """A number of seconds, 0 included."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
+def _rooms_argv(args: argparse.Namespace) -> list[str]:
+    """The rooms options given, as arguments again (for ``dev``'s child)."""
+    values = vars(args)
+    argv = ["--rooms"] if values.get("rooms") else []
+    for field, flag in _ROOMS_OPTIONS:
+        if field in values:
+            argv += [flag, str(values[field])]
+    return argv
+
+
+def _rooms_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``wskit.Rooms`` options given; they need ``--rooms``."""
+    values = vars(args)
+    given = {field: values[field] for field, _ in _ROOMS_OPTIONS if field in values}
+    if given and not values.get("rooms"):
+        flags = ", ".join(flag for field, flag in _ROOMS_OPTIONS if field in given)
+        raise UsageError(f"{flags} need --rooms")
+    return given
+
+
+def _wrap_rooms(factory: FactoryLike, args: argparse.Namespace) -> FactoryLike:
+    """``--rooms``: the loaded service inside ``wskit.Rooms``."""
+    given = _rooms_options(args)
+    if not args.rooms:
+        return factory
+    if isinstance(factory, Factory):
+        raise UsageError(f"{args.target} is a {type(factory).__name__}, not a room service: "
+                         "--rooms takes a wskit.RoomService class (serve a wskit.Rooms "
+                         "instance without --rooms)")
+    try:
+        return Rooms(factory, **given)  # type: ignore[arg-type]
+    except Error as err:
+        raise UsageError(str(err)) from err
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """``wskit serve module:factory``."""
     try:
@@ -298,7 +369,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         traceback.print_exc()
         print(f"wskit: error: importing {args.target} raised (see above)", file=sys.stderr)
         return 1
-    return _run_server(factory, args)
+    return _run_server(_wrap_rooms(factory, args), args)
 
 
 # ----------------------------------------------------------------------
@@ -385,9 +456,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
     port = _check_port(args.host, args.port)
     _server_tls(args)  # report bad TLS files now, not from every child
     _settings(args)
+    _rooms_options(args)
     argv = [sys.executable, "-m", "wskit", "serve", args.target, "--host", args.host,
             "--port", str(port), "--log-level", args.log_level, "--stop-on-eof",
-            *_settings_argv(args)]
+            *_settings_argv(args), *_rooms_argv(args)]
     if args.tls_cert:
         argv += ["--tls-cert", args.tls_cert, "--tls-key", args.tls_key]
     # A fresh import each time: no stale bytecode when an edit keeps the size
@@ -696,8 +768,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     target_help = ("module:attribute of a factory: a function or closure taking a Sender, "
                    "a wskit.Handler subclass, a wskit.Factory (class or instance) or a "
-                   "wskit.Router; the module is imported with the current directory first "
-                   "on sys.path")
+                   "wskit.Router (with --rooms: a wskit.RoomService class); the module is "
+                   "imported with the current directory first on sys.path")
     serve = commands.add_parser(
         "serve", help="serve a factory from an importable module",
         description="Serve the factory named by module:attribute (like uvicorn). Ctrl-C or "
@@ -706,6 +778,7 @@ def build_parser() -> argparse.ArgumentParser:
                "--max-message-size 64k")
     serve.add_argument("target", metavar="module:factory", help=target_help)
     _add_server_options(serve)
+    _add_rooms_options(serve)
     serve.add_argument("--stop-on-eof", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(run=cmd_serve)
 
@@ -717,6 +790,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: wskit dev myapp:factory --port 8000")
     dev.add_argument("target", metavar="module:factory", help=target_help)
     _add_server_options(dev)
+    _add_rooms_options(dev)
     dev.add_argument("--watch", action="append", metavar="PATH",
                      help="also restart when a file under PATH changes (repeatable)")
     dev.add_argument("--poll-interval", type=seconds, default=0.5, metavar="SECONDS",

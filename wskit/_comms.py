@@ -30,7 +30,7 @@ the message gets it reported to its own ``on_error``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Final, Protocol, TypeAlias
 
 from ._connection import Connection, ConnState
@@ -111,8 +111,20 @@ class Except:
 Recipient: TypeAlias = "int | _Everyone | Except | Iterable[int]"
 
 
-def select(recipient: Recipient, members: Sequence[int] | dict[int, object]
-           ) -> tuple[list[int], list[int]]:
+def normalize(recipient: Recipient) -> Recipient:
+    """The recipient as a value that can be read twice (a generator of ids
+    becomes a tuple), checked: raises ``Error(INTERNAL)`` for a non-recipient."""
+    if recipient is Everyone or isinstance(recipient, Except):
+        return recipient
+    if isinstance(recipient, int) and not isinstance(recipient, bool):
+        return int(recipient)
+    if isinstance(recipient, (str, bytes)) or not isinstance(recipient, Iterable):
+        raise Error(f"not a recipient: {recipient!r} (use a client id, wskit.Everyone, "
+                    "wskit.Except(id) or a list of ids)", ErrorKind.INTERNAL)
+    return tuple(as_id(item) for item in recipient)
+
+
+def select(recipient: Recipient, members: Collection[int]) -> tuple[list[int], list[int]]:
     """``(present, missing)``: the ids of ``members`` that ``recipient``
     names, in member order for the collective kinds, and the ids it names
     that are not members (only for an id or a list of ids)."""
@@ -158,9 +170,6 @@ class Group(Protocol):
 
     def member_ids(self) -> tuple[int, ...]:
         """The clients in the group now (safe from any thread)."""
-
-    def has_member(self, client_id: int) -> bool:
-        """Whether that client is in the group (safe from any thread)."""
 
     def deliver(self, recipient: Recipient, data: str | bytes) -> None:
         """Send to the recipient, in the WebSocket's thread; raises
@@ -278,6 +287,7 @@ class RoomComms:
         ids that are not in it (the others still get the message).
         """
         data = to_message(msg).data
+        recipient = normalize(recipient)
         ws = self._comms._ws
         if ws._in_trio_thread():
             self._deliver(recipient, data)

@@ -16,6 +16,7 @@ from typing import Any
 
 import trio
 
+from ._comms import Comms
 from ._connection import Connection, ConnState, Opening
 from ._core.protocol import encode_frame
 from ._errors import Error, ErrorKind
@@ -76,6 +77,7 @@ class WebSocket:
         self._shutdown_requested = False
         self._shutdown_done: trio.Event | None = None
         self._entered = False
+        self._comms = Comms(self)
 
     # ------------------------------------------------------------------
     # Context manager
@@ -383,6 +385,13 @@ class WebSocket:
             await conn.serve(stream)
         finally:
             self._untrack()
+
+    @property
+    def comms(self) -> Comms:
+        """Send to any open connection by id, from any task or thread:
+        ``ws.comms.send(connection_id, msg)``, ``broadcast(msg, exclude=…)``,
+        ``room(room_id).send(recipient, msg)``, ``ids``. See :class:`wskit.Comms`."""
+        return self._comms
 
 
 def _single(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
