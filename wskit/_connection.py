@@ -68,6 +68,7 @@ if TYPE_CHECKING:
 __all__ = ["ConnState", "Connection", "Opening"]
 
 _ids = itertools.count(1)
+_MAX_IOV = 512  # buffers per writev() (Linux allows 1024)
 _MAX_READ = 2**18  # the largest read while a large message streams in (measured best)
 _SOCKET_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError)
 
@@ -109,6 +110,7 @@ class Connection:
     # connection would cost more than the rest of its Python state.
     __slots__ = (
         "_backlog",
+        "_backlog_size",
         "_batching",
         "_busy",
         "_close_code",
@@ -173,7 +175,8 @@ class Connection:
         self._early_close: tuple[int, str] | None = None
         self._fd: int | None = None  # plain TCP: read and written directly
         self._read_size = ws.settings.read_size
-        self._backlog = memoryview(b"")  # taken from the core, not yet written
+        self._backlog: list[Any] = []  # taken from the core, not yet written
+        self._backlog_size = 0
         self._in_flight = 0  # TLS: bytes inside send_all()
         self._writing = False  # a writer task waits for room in the kernel
         self._batching = False  # replies wait for the end of the read batch
@@ -673,20 +676,37 @@ class Connection:
             if core.has_output:
                 self._start_writer()
             return
-        data = core.take_output()
-        if not data:
-            return
+        buffers = core.take_buffers()
+        if buffers:
+            self._writev(fd, buffers)
+            if self._backlog:
+                self._start_writer()
+
+    def _writev(self, fd: int, buffers: list[Any]) -> None:
+        """Write ``buffers`` with one system call; keep what the kernel did
+        not take (no copy: memoryviews of the same buffers) as the backlog."""
+        if len(buffers) > _MAX_IOV:
+            buffers = [b"".join(buffers)]
         try:
-            sent = os.write(fd, data)
+            sent = os.writev(fd, buffers)
         except BlockingIOError:
             sent = 0
         except OSError as exc:
-            self._backlog = memoryview(data)
+            self._backlog, self._backlog_size = buffers, sum(len(b) for b in buffers)
             self._write_failed_now(exc)
             return
-        if sent < len(data):
-            self._backlog = memoryview(data)[sent:]
-            self._start_writer()
+        rest: list[Any] = []
+        size = 0
+        for buffer in buffers:
+            length = len(buffer)
+            if sent >= length:
+                sent -= length
+                continue
+            if sent:
+                buffer, length, sent = memoryview(buffer)[sent:], length - sent, 0
+            rest.append(buffer)
+            size += length
+        self._backlog, self._backlog_size = rest, size
 
     def _start_writer(self) -> None:
         if not self._writing and self._live:
@@ -700,15 +720,15 @@ class Connection:
             while True:
                 if fd is not None:
                     if not self._backlog:
-                        self._backlog = memoryview(core.take_output())
-                        if not self._backlog:
+                        buffers = core.take_buffers()
+                        if not buffers:
                             return
+                        self._backlog = buffers
+                        self._backlog_size = sum(len(b) for b in buffers)
                     await trio.lowlevel.wait_writable(fd)
-                    try:
-                        sent = os.write(fd, self._backlog)
-                    except BlockingIOError:
-                        continue
-                    self._backlog = self._backlog[sent:]
+                    self._writev(fd, self._backlog)
+                    if self._write_failed:
+                        return
                 else:
                     data = core.take_output()
                     if not data:
@@ -984,7 +1004,7 @@ class Connection:
         core = self.core
         if core is None:
             return self._early_bytes
-        return core.output_size + len(self._backlog) + self._in_flight
+        return core.output_size + self._backlog_size + self._in_flight
 
     def _queue_full(self, queued: int) -> Error:
         return Error(
@@ -1006,7 +1026,7 @@ class Connection:
             core = self.core
             assert core is not None
             if limit is not None:
-                queued = core.output_size + len(self._backlog) + self._in_flight
+                queued = core.output_size + self._backlog_size + self._in_flight
                 if queued >= limit:
                     raise self._queue_full(queued)
             core.send(data)
@@ -1027,7 +1047,7 @@ class Connection:
             raise self._closed_error(len(frame))
         limit = self.settings.max_send_queue
         if limit is not None:
-            queued = core.output_size + len(self._backlog) + self._in_flight
+            queued = core.output_size + self._backlog_size + self._in_flight
             if queued >= limit:
                 raise self._queue_full(queued)
         core.send_frame(frame)

@@ -239,6 +239,8 @@ class ConnectionCore:
         trailing_data: bytes = b"",
     ) -> None:
         self._proto = _FrameProtocol(client, list(extensions), max_message_size)
+        # Server side without extensions: frames need no mask and no deflate.
+        self._plain = not client and not self._proto.extensions
         self._limit = max_message_size
         self.state = CoreState.OPEN
         self._out: list[bytes | bytearray] = []
@@ -359,13 +361,24 @@ class ConnectionCore:
         """Queue one message (``str`` text, ``bytes`` binary); returns its bytes."""
         if self.state is not CoreState.OPEN:
             raise Error(f"cannot send: connection is {self.state.value}", ErrorKind.QUEUE)
+        if self._plain:
+            # A server frame without extensions is a header and the payload
+            # as it is: queued as two buffers, written with one writev(), so
+            # a large payload is never copied onto its header.
+            payload = data.encode("utf-8") if isinstance(data, str) else data
+            head = frame_header(isinstance(data, str), len(payload))
+            self._out.append(head)
+            self._out.append(payload)
+            size = len(head) + len(payload)
+            self.output_size += size
+            return size
         return self._queue(self._proto.send_data(data))
 
     @property
     def shares_frames(self) -> bool:
         """Whether a frame from :func:`encode_frame` is what this connection
         would send: server side (no mask) and no extension (no deflate)."""
-        return not self._proto.client and not self._proto.extensions
+        return self._plain
 
     def send_frame(self, frame: bytes) -> int:
         """Queue a frame encoded once for many connections (a broadcast)."""
@@ -406,6 +419,16 @@ class ConnectionCore:
         self.output_size += len(frame)
         return len(frame)
 
+    def take_buffers(self) -> list[bytes | bytearray]:
+        """Everything queued to send since the last call, as a list of buffers
+        (for ``writev``; the list is the caller's)."""
+        out = self._out
+        if not out:
+            return out
+        self._out = []
+        self.output_size = 0
+        return out
+
     def take_output(self) -> bytes | bytearray:
         """Everything queued to send since the last call, as one buffer
         (the frame itself when there is one: no copy of a large message)."""
@@ -437,16 +460,18 @@ def _message(data: str | bytes | bytearray) -> Message:
     return msg
 
 
-def encode_frame(data: str | bytes) -> bytes:
-    """One unmasked, final data frame (RFC 6455 5.2), as a server without
-    extensions sends it: the same bytes for every such connection."""
-    if isinstance(data, str):
-        payload, first = data.encode("utf-8"), 0x81
-    else:
-        payload, first = data, 0x82
-    size = len(payload)
+def frame_header(text: bool, size: int) -> bytes:
+    """The header of an unmasked, final data frame (RFC 6455 5.2)."""
+    first = 0x81 if text else 0x82
     if size < 126:
-        return bytes((first, size)) + payload
+        return bytes((first, size))
     if size < 65536:
-        return struct.pack("!BBH", first, 126, size) + payload
-    return struct.pack("!BBQ", first, 127, size) + payload
+        return struct.pack("!BBH", first, 126, size)
+    return struct.pack("!BBQ", first, 127, size)
+
+
+def encode_frame(data: str | bytes) -> bytes:
+    """One unmasked, final data frame, as a server without extensions sends
+    it: the same bytes for every such connection."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    return frame_header(isinstance(data, str), len(payload)) + payload
