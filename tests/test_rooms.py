@@ -772,3 +772,32 @@ async def test_one_rooms_serves_one_websocket_at_a_time(serve, ws_connect, log) 
     async with ws_connect(second.url("/ws/one")) as b:
         hello = await recv(b)
         assert isinstance(hello, str) and hello.endswith(" one value=0")
+
+
+async def test_a_plain_handler_reaches_comms_through_its_sender(serve: Any,
+                                                                ws_connect: Any) -> None:
+    """``out.comms``: a handler sends to another connection by its id."""
+    ids: list[int] = []
+
+    class Relay(wskit.Handler):
+        def on_open(self, handshake: wskit.Handshake) -> None:
+            ids.append(self.out.connection_id)
+
+        def on_message(self, msg: wskit.Message) -> None:
+            target, _, text = msg.as_text().partition(" ")
+            self.out.comms.send(int(target), f"from {self.out.connection_id}: {text}")
+
+    server = await serve(Relay, wskit.Settings(ping_interval=None))
+    async with ws_connect(server.url()) as a, ws_connect(server.url()) as b:
+        with trio.fail_after(5):
+            while len(ids) < 2:  # noqa: ASYNC110 - polling the handlers' list
+                await trio.sleep(0.01)
+        await a.send(f"{ids[1]} hello")
+        with trio.fail_after(5):
+            assert await b.recv() == f"from {ids[0]}: hello"
+        await b.send("999999 nobody")  # a gone id: that handler fails, closing with 1011
+        with pytest.raises(websockets.exceptions.ConnectionClosedError) as info:
+            with trio.fail_after(5):
+                await b.recv()
+        assert info.value.rcvd is not None
+        assert info.value.rcvd.code == 1011

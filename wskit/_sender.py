@@ -19,6 +19,7 @@ from ._errors import Error, ErrorKind
 if TYPE_CHECKING:
     import trio
 
+    from ._comms import Comms
     from ._connection import Connection
     from ._websocket import WebSocket
 
@@ -168,6 +169,11 @@ class Sender:
     def shutdown(self) -> None:
         """Shut the whole WebSocket down (every connection gets 1001)."""
         self._ws.shutdown()
+
+    @property
+    def comms(self) -> Comms:
+        """The WebSocket's :class:`Comms`: send to any connection by its id."""
+        return self._ws.comms
 
     async def flush(self) -> None:
         """Wait until the outgoing queue is below ``max_send_queue``.
