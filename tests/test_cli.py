@@ -2,156 +2,23 @@
 
 Servers are started on a free port and polled until they accept; every
 process is killed if a test fails before stopping it; every wait is bounded.
+The helpers are in ``_cli_helpers`` (the command) and ``_procs``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import queue
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
 
 import pytest
 import trustme
+from _cli_helpers import WSKIT, Lines, one_error_line, run, run_server
+from _procs import TIMEOUT, free_port, wait_for, ws_connect
 from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidStatus
-from websockets.sync.client import ClientConnection, connect
-
-ROOT = Path(__file__).resolve().parent.parent
-WSKIT = [sys.executable, "-m", "wskit"]
-TIMEOUT = 8.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-
-
-class Lines:
-    """A pipe read line by line in a thread, with bounded waits."""
-
-    def __init__(self, pipe: IO[str]) -> None:
-        self.queue: queue.Queue[str | None] = queue.Queue()
-        self.seen: list[str] = []
-        self.thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
-        self.thread.start()
-
-    def _read(self, pipe: IO[str]) -> None:
-        for line in pipe:
-            self.queue.put(line.rstrip("\n"))
-        self.queue.put(None)
-
-    def next(self, timeout: float = TIMEOUT) -> str | None:
-        try:
-            line = self.queue.get(timeout=timeout)
-        except queue.Empty:
-            pytest.fail(f"no line within {timeout}s (so far: {self.seen})")
-        if line is not None:
-            self.seen.append(line)
-        return line
-
-    def until(self, predicate: Callable[[str], bool], timeout: float = TIMEOUT) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            line = self.next(max(0.01, deadline - time.monotonic()))
-            if line is None:
-                pytest.fail(f"stream ended; seen: {self.seen}")
-            if predicate(line):
-                return line
-
-
-class Server:
-    """A ``wskit`` server process on a known port."""
-
-    def __init__(self, proc: subprocess.Popen[str], port: int, errors: Lines) -> None:
-        self.proc = proc
-        self.port = port
-        self.errors = errors
-        self.url = f"ws://127.0.0.1:{port}"
-
-    def stop(self) -> int:
-        """SIGINT; returns the exit status (bounded)."""
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            return self.proc.wait(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            pytest.fail("still running after SIGINT")
-
-
-def wait_listening(port: int, proc: subprocess.Popen[str]) -> None:
-    def accepting() -> bool:
-        assert proc.poll() is None, f"exited early with status {proc.returncode}"
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return True
-        except OSError:
-            return False
-
-    wait_for(accepting, f"port {port} to accept connections")
-
-
-@contextlib.contextmanager
-def run_server(*args: str, cwd: Path = ROOT, port: int | None = None,
-               command: list[str] | None = None) -> Iterator[Server]:
-    port = free_port() if port is None else port
-    proc = subprocess.Popen(
-        [*(command or WSKIT), *args, "--port", str(port)], cwd=cwd, text=True,
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stderr is not None
-    errors = Lines(proc.stderr)
-    try:
-        wait_listening(port, proc)
-        yield Server(proc, port, errors)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        proc.stderr.close()
-
-
-def run(*args: str, cwd: Path = ROOT, stdin: str = "",
-        timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*WSKIT, *args], cwd=cwd, input=stdin, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def ws(url: str, **kwargs: Any) -> ClientConnection:
-    client: ClientConnection = connect(url, proxy=None, open_timeout=TIMEOUT,
-                                       close_timeout=TIMEOUT, **kwargs)
-    return client
-
-
-def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("wskit: error: "), lines
-    return lines[0]
-
 
 # ----------------------------------------------------------------------
 # Help and entry points
@@ -292,20 +159,20 @@ def test_client_usage_errors() -> None:
 def test_serve_an_example_router_with_settings() -> None:
     with run_server("serve", "examples.router:router", "--max-message-size", "1k",
                     "--no-compression", "--max-connections", "2") as server:
-        with ws(f"{server.url}/echo") as client:
+        with ws_connect(f"{server.url}/echo") as client:
             assert client.protocol.extensions == []  # --no-compression
             client.send("hi")
             assert client.recv(timeout=TIMEOUT) == "hi"
-            with ws(f"{server.url}/echo"):
+            with ws_connect(f"{server.url}/echo"):
                 with pytest.raises(InvalidStatus) as full:  # --max-connections 2
-                    ws(f"{server.url}/echo")
+                    ws_connect(f"{server.url}/echo")
                 assert full.value.response.status_code == 503
             client.send("x" * 2000)  # over --max-message-size 1k
             with pytest.raises(ConnectionClosedError):
                 client.recv(timeout=TIMEOUT)
             assert client.close_code == 1009
         with pytest.raises(InvalidStatus) as missing:
-            ws(f"{server.url}/no/such/route")
+            ws_connect(f"{server.url}/no/such/route")
         assert missing.value.response.status_code == 404
         assert server.stop() == 0
 
@@ -323,7 +190,7 @@ def test_serve_a_handler_class_and_a_factory_class(tmp_path: Path) -> None:
     for target, expected in (("app:Upper", "HI"), ("app:Made", "made hi"),
                              ("app:nested.factory", "HI")):
         with run_server("serve", target, cwd=tmp_path) as server:
-            with ws(server.url) as client:
+            with ws_connect(server.url) as client:
                 client.send("hi")
                 assert client.recv(timeout=TIMEOUT) == expected
             assert server.stop() == 0
@@ -419,7 +286,7 @@ def test_dev_restarts_on_change_and_keeps_the_port(tmp_path: Path) -> None:
     module.write_text(_MODULE.format(version="v1"))
     with run_server("dev", "live:factory", "--poll-interval", "0.1", "--stop-timeout", "5",
                     cwd=tmp_path) as server:
-        with ws(server.url) as old:
+        with ws_connect(server.url) as old:
             old.send("hi")
             assert old.recv(timeout=TIMEOUT) == "v1: hi"
 
@@ -435,7 +302,7 @@ def test_dev_restarts_on_change_and_keeps_the_port(tmp_path: Path) -> None:
 
         def new_version() -> bool:
             try:
-                with ws(server.url) as client:
+                with ws_connect(server.url) as client:
                     client.send("hi")
                     return client.recv(timeout=TIMEOUT) == "v2: hi"
             except (OSError, InvalidStatus):
@@ -451,7 +318,7 @@ def test_dev_restarts_on_change_and_keeps_the_port(tmp_path: Path) -> None:
 
         def third_version() -> bool:
             try:
-                with ws(server.url) as client:
+                with ws_connect(server.url) as client:
                     client.send("hi")
                     return client.recv(timeout=TIMEOUT) == "v3: hi"
             except (OSError, InvalidStatus):

@@ -3,157 +3,44 @@
 Every example is started on a free port, polled until the port accepts
 connections, driven with the ``websockets`` library's client (and the
 example client against the example echo server), then stopped with SIGINT,
-which must close everyone with 1001 and exit 0.
+which must close everyone with 1001 and exit 0. The helpers are in ``_procs``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import http.client
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidStatus
-from websockets.sync.client import ClientConnection, connect
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-#: Bounds for the polls below; generous for a loaded 2-core CI machine,
-#: a passing run takes a fraction of them.
-START_TIMEOUT = 15.0
-STOP_TIMEOUT = 15.0
-RECV_TIMEOUT = 5.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = RECV_TIMEOUT) -> Any:
-    """Poll ``check`` until it returns something truthy, at most ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {value!r})")
-        time.sleep(0.05)
-
-
-class Example:
-    """A running example process, its port and its log."""
-
-    def __init__(self, proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
-        self.proc = proc
-        self.port = port
-        self.log = log
-        self.url = f"ws://127.0.0.1:{port}"
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if self.proc.poll() is not None:
-                pytest.fail(f"example exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"port {self.port} not open after {START_TIMEOUT}s:\n"
-                                f"{self.output()}")
-                time.sleep(0.05)
-
-    def stop(self) -> str:
-        """SIGINT, and the example must exit 0 within STOP_TIMEOUT; returns its log."""
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            code = self.proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            pytest.fail(f"example still running {STOP_TIMEOUT}s after SIGINT:\n{self.output()}")
-        output = self.output()
-        assert code == 0, f"example exited with {code} after SIGINT:\n{output}"
-        return output
-
-
-@contextlib.contextmanager
-def run_example(script: str, tmp_path: Path, *args: str) -> Iterator[Example]:
-    port = free_port()
-    log = tmp_path / f"{script}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(EXAMPLES / script), "--port", str(port), *args],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    example = Example(proc, port, log)
-    try:
-        example.wait_ready()
-        yield example
-    finally:
-        if proc.poll() is None:  # the test failed before stop(): don't leak it
-            proc.kill()
-            proc.wait()
-
-
-def ws_connect(url: str, **kwargs: Any) -> ClientConnection:
-    # proxy=None: never route 127.0.0.1 through a proxy from the environment.
-    ws: ClientConnection = connect(url, proxy=None, open_timeout=RECV_TIMEOUT,
-                                   close_timeout=RECV_TIMEOUT, **kwargs)
-    return ws
-
-
-def assert_closed_by_server(ws: ClientConnection, code: int) -> None:
-    """The server closed ``ws`` with ``code`` (waits for the close frame)."""
-    expected = ConnectionClosedOK if code in (1000, 1001) else ConnectionClosedError
-    with pytest.raises(expected):
-        ws.recv(timeout=RECV_TIMEOUT)
-    assert ws.close_code == code
-
-
-def http_get(port: int, path: str) -> tuple[int, str, str]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=RECV_TIMEOUT)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        body = response.read().decode()
-        return response.status, response.getheader("Content-Type", ""), body
-    finally:
-        conn.close()
-
-
-# ----------------------------------------------------------------------
+from _procs import (
+    EXAMPLES,
+    STOP_TIMEOUT,
+    TIMEOUT,
+    assert_closed_by_server,
+    free_port,
+    http_get,
+    run_example,
+    wait_for,
+    ws_connect,
+)
+from websockets.exceptions import InvalidStatus
 
 
 def test_echo_server(tmp_path: Path) -> None:
     with run_example("echo_server.py", tmp_path) as server:
         with ws_connect(server.url) as ws:
             ws.send("Hello, wskit \N{CHECK MARK}")
-            reply = ws.recv(timeout=RECV_TIMEOUT)
+            reply = ws.recv(timeout=TIMEOUT)
             assert reply == "Hello, wskit \N{CHECK MARK}" and isinstance(reply, str)
 
             ws.send(b"\x00\x01\xfe\xff")
-            reply = ws.recv(timeout=RECV_TIMEOUT)
+            reply = ws.recv(timeout=TIMEOUT)
             assert reply == b"\x00\x01\xfe\xff" and isinstance(reply, bytes)
 
             big = "wskit " * 50_000  # 300 kB, compressed both ways
             ws.send(big)
-            assert ws.recv(timeout=RECV_TIMEOUT) == big
+            assert ws.recv(timeout=TIMEOUT) == big
 
             # Shutting down while a client is connected closes it with 1001.
             server.stop()
@@ -188,19 +75,19 @@ def test_server_handler_counts_connections(tmp_path: Path) -> None:
     with run_example("server_handler.py", tmp_path) as server:
         with ws_connect(server.url) as first:
             first.send("hi")
-            assert first.recv(timeout=RECV_TIMEOUT) == "1 connected: hi"
+            assert first.recv(timeout=TIMEOUT) == "1 connected: hi"
 
             with ws_connect(server.url) as second:
                 second.send("yo")
-                assert second.recv(timeout=RECV_TIMEOUT) == "2 connected: yo"
+                assert second.recv(timeout=TIMEOUT) == "2 connected: yo"
                 first.send("again")
-                assert first.recv(timeout=RECV_TIMEOUT) == "2 connected: again"
+                assert first.recv(timeout=TIMEOUT) == "2 connected: again"
 
             # The server's on_close for `second` may run just after our close
             # returned: poll until the count comes down.
             def count_is_one() -> bool:
                 first.send("count?")
-                reply = first.recv(timeout=RECV_TIMEOUT)
+                reply = first.recv(timeout=TIMEOUT)
                 assert reply in ("1 connected: count?", "2 connected: count?")
                 return reply == "1 connected: count?"
 
@@ -213,7 +100,7 @@ def test_server_handler_counts_connections(tmp_path: Path) -> None:
         with ws_connect(server.url) as third:
             def alone() -> bool:
                 third.send("alone?")
-                return third.recv(timeout=RECV_TIMEOUT) == "1 connected: alone?"
+                return third.recv(timeout=TIMEOUT) == "1 connected: alone?"
 
             wait_for(alone, "a new connection to be counted alone")
             server.stop()
@@ -251,7 +138,7 @@ def test_chat_serves_page_and_routes(tmp_path: Path) -> None:
         assert rejected.value.response.status_code == 403
         with ws_connect(f"{server.url}/ws", origin=f"http://127.0.0.1:{server.port}") as ws:
             ws.send("same origin")
-            assert ws.recv(timeout=RECV_TIMEOUT) == "same origin"
+            assert ws.recv(timeout=TIMEOUT) == "same origin"
         server.stop()
 
 
@@ -262,15 +149,15 @@ def test_chat_broadcasts_to_everyone(tmp_path: Path) -> None:
             # Each peer first hears its own line back: then the server has
             # certainly registered it, and no later broadcast can miss it.
             alice.send("alice joined")
-            assert alice.recv(timeout=RECV_TIMEOUT) == "alice joined"
+            assert alice.recv(timeout=TIMEOUT) == "alice joined"
             with ws_connect(url) as bob:
                 bob.send("bob joined")
-                assert bob.recv(timeout=RECV_TIMEOUT) == "bob joined"
-                assert alice.recv(timeout=RECV_TIMEOUT) == "bob joined"
+                assert bob.recv(timeout=TIMEOUT) == "bob joined"
+                assert alice.recv(timeout=TIMEOUT) == "bob joined"
 
                 alice.send("hello everyone")
                 for peer in (alice, bob):
-                    reply = peer.recv(timeout=RECV_TIMEOUT)
+                    reply = peer.recv(timeout=TIMEOUT)
                     assert reply == "hello everyone" and isinstance(reply, str)
 
                 # Binary is refused with 1003, and only that peer goes.
@@ -278,6 +165,6 @@ def test_chat_broadcasts_to_everyone(tmp_path: Path) -> None:
                 assert_closed_by_server(bob, 1003)
 
             alice.send("still here")
-            assert alice.recv(timeout=RECV_TIMEOUT) == "still here"
+            assert alice.recv(timeout=TIMEOUT) == "still here"
             server.stop()
             assert_closed_by_server(alice, 1001)

@@ -4,7 +4,7 @@ Servers are started on a free port and polled until they accept; the peer
 is the ``websockets`` library (sync client), a raw socket where a
 well-behaved library won't misbehave, or another example. Servers are
 stopped with SIGINT and must exit 0. Every wait is bounded; every process
-is killed if its test fails first.
+is killed if its test fails first. The helpers are in ``_procs``.
 """
 
 from __future__ import annotations
@@ -12,10 +12,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import http.client
 import os
 import re
-import signal
 import socket
 import ssl
 import struct
@@ -23,19 +21,24 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
 
 import pytest
 import trustme
-from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidStatus
-from websockets.sync.client import ClientConnection, connect
+from _procs import (
+    EXAMPLES,
+    TIMEOUT,
+    Example,
+    assert_closed_by_server,
+    free_port,
+    http_get,
+    run_example,
+    wait_for,
+    ws_connect,
+)
+from websockets.exceptions import InvalidStatus
 from websockets.sync.server import ServerConnection, serve
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-START_TIMEOUT = 10.0
-TIMEOUT = 5.0
 
 #: Every example ws-rs ships, by its Python name here.
 WSRS_EXAMPLES = [
@@ -46,135 +49,10 @@ WSRS_EXAMPLES = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
-    """Poll ``check`` until it returns something truthy, at most ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-
-
-class Example:
-    """A running example: its process, port, and output (stdout and stderr) in a file."""
-
-    def __init__(self, proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
-        self.proc = proc
-        self.port = port
-        self.log = log
-        self.url = f"ws://127.0.0.1:{port}"
-
-    @property
-    def stdin(self) -> IO[bytes]:
-        assert self.proc.stdin is not None
-        return self.proc.stdin
-
-    def write(self, line: str) -> None:
-        self.stdin.write(line.encode() + b"\n")
-        self.stdin.flush()
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_output(self, text: str, timeout: float = TIMEOUT) -> str:
-        """Wait until ``text`` appears in the output; returns the output."""
-        return wait_for(lambda: text in self.output() and self.output(),
-                        f"{text!r} in the output of {self.proc.args}", timeout)
-
-    def wait_ready(self) -> None:
-        def accepting() -> bool:
-            if self.proc.poll() is not None:
-                pytest.fail(f"exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return True
-            except OSError:
-                return False
-
-        wait_for(accepting, f"port {self.port}", START_TIMEOUT)
-
-    def wait_exit(self, timeout: float = TIMEOUT) -> int:
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"{self.proc.args} still running:\n{self.output()}")
-
-    def stop(self) -> str:
-        """SIGINT; the example must exit 0. Returns its output."""
-        self.proc.send_signal(signal.SIGINT)
-        code = self.wait_exit(START_TIMEOUT)
-        assert code == 0, f"exit {code} after SIGINT:\n{self.output()}"
-        return self.output()
-
-
-@contextlib.contextmanager
-def run_example(script: str, tmp_path: Path, *args: str, server: bool = True,
-                stdin: int = subprocess.DEVNULL) -> Iterator[Example]:
-    """Start ``examples/<script>`` (with ``--port`` when it is a server)."""
-    port = free_port() if server else 0
-    log = tmp_path / f"{script}-{port}-{time.monotonic_ns()}.log"
-    argv = [sys.executable, str(EXAMPLES / script), *args]
-    if server:
-        argv += ["--port", str(port)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=stdin,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    example = Example(proc, port, log)
-    try:
-        if server:
-            example.wait_ready()
-        yield example
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        if proc.stdin is not None:
-            proc.stdin.close()
-
-
 def run_script(script: str, *args: str, timeout: float = 15.0,
                stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, str(EXAMPLES / script), *args], input=stdin,
                           capture_output=True, text=True, timeout=timeout)
-
-
-def ws_connect(url: str, **kwargs: Any) -> ClientConnection:
-    client: ClientConnection = connect(url, proxy=None, open_timeout=TIMEOUT,
-                                       close_timeout=TIMEOUT, **kwargs)
-    return client
-
-
-def assert_closed_by_server(ws: ClientConnection, code: int) -> None:
-    expected = ConnectionClosedOK if code in (1000, 1001) else ConnectionClosedError
-    deadline = time.monotonic() + TIMEOUT
-    try:
-        while time.monotonic() < deadline:  # skip whatever was still on its way
-            ws.recv(timeout=TIMEOUT)
-    except expected:
-        pass
-    else:
-        pytest.fail(f"not closed within {TIMEOUT}s")
-    assert ws.close_code == code
-
-
-def http_get(port: int, path: str) -> tuple[int, str]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read().decode()
-    finally:
-        conn.close()
 
 
 def tls_files(tmp_path: Path) -> tuple[Path, Path, Path]:
@@ -313,7 +191,7 @@ def test_channel_answers_from_the_worker_thread_in_order(tmp_path: Path) -> None
 
 def test_html_chat_page_and_socket_on_one_path(tmp_path: Path) -> None:
     with run_example("html_chat.py", tmp_path) as server:
-        status, page = http_get(server.port, "/")
+        status, _, page = http_get(server.port, "/")
         assert status == 200 and "new WebSocket(" in page and "wskit html chat" in page
         assert http_get(server.port, "/other")[0] == 404
         with pytest.raises(InvalidStatus) as refused:
@@ -334,7 +212,7 @@ def test_html_chat_page_and_socket_on_one_path(tmp_path: Path) -> None:
 
 def test_router_dispatches_by_path(tmp_path: Path) -> None:
     with run_example("router.py", tmp_path) as server:
-        status, index = http_get(server.port, "/")
+        status, _, index = http_get(server.port, "/")
         assert status == 200 and "/rooms/{name}" in index and "/count" in index
         with ws_connect(f"{server.url}/echo") as echo:
             echo.send("ping")

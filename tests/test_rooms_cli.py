@@ -1,37 +1,28 @@
 """``wskit serve … --rooms`` and ``wskit dev … --rooms``, as a user runs them:
 subprocesses, real sockets, every wait bounded, every process killed.
 
-Helpers come from ``test_cli``.
+Helpers come from ``_cli_helpers`` and ``_procs``.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 from pathlib import Path
 
 import pytest
-from test_cli import TIMEOUT, free_port, one_error_line, run, run_server, wait_for, ws
+from _cli_helpers import one_error_line, run, run_server
+from _procs import TIMEOUT, free_port, http_get, wait_for, ws_connect
 from websockets.exceptions import ConnectionClosedOK, InvalidStatus
-
-
-def get(port: int, path: str) -> tuple[int, str]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read().decode()
-    finally:
-        conn.close()
 
 
 def test_serve_a_room_service_with_rooms() -> None:
     with run_server("serve", "examples.shared_counter:SharedCounter", "--rooms",
                     "--grace", "0", "--slow-client", "drop",
                     "--max-client-queue", "64k") as server:
-        with ws(f"{server.url}/ws/a") as first, ws(f"{server.url}/ws/a") as second, \
-                ws(f"{server.url}/ws") as other:
+        with ws_connect(f"{server.url}/ws/a") as first, \
+                ws_connect(f"{server.url}/ws/a") as second, \
+                ws_connect(f"{server.url}/ws") as other:
             for client in (first, second, other):
                 assert client.recv(timeout=TIMEOUT) == "new value: 0"
             first.send("increment")
@@ -39,8 +30,8 @@ def test_serve_a_room_service_with_rooms() -> None:
             assert second.recv(timeout=TIMEOUT) == "new value: 1"
             other.send("increment")  # the default room has its own counter
             assert other.recv(timeout=TIMEOUT) == "new value: 1"
-            assert get(server.port, "/status") == (200, "ok\n")
-            status, body = get(server.port, "/rooms")
+            assert http_get(server.port, "/status")[::2] == (200, "ok\n")
+            status, _, body = http_get(server.port, "/rooms")
             summary = json.loads(body)
             assert status == 200
             assert {room["room_id"] for room in summary["rooms"]} == {"a", "default"}
@@ -53,9 +44,9 @@ def test_serve_a_room_service_with_rooms() -> None:
 def test_serve_a_rooms_instance_without_the_flag() -> None:
     # A module-level wskit.Rooms is a factory like any other.
     with run_server("serve", "examples.chat_room:rooms") as server:
-        status, body = get(server.port, "/")
+        status, _, body = http_get(server.port, "/")
         assert status == 200 and "<title>wskit chat rooms</title>" in body
-        with ws(f"{server.url}/ws/lobby") as client:
+        with ws_connect(f"{server.url}/ws/lobby") as client:
             assert client.recv(timeout=TIMEOUT).startswith("Welcome to lobby, user")
         assert server.stop() == 0
 
@@ -99,7 +90,7 @@ def test_dev_serves_rooms_and_restarts_on_change(tmp_path: Path) -> None:
     module.write_text(_MODULE.format(version="v1"))
     with run_server("dev", "live_rooms:Room", "--rooms", "--grace", "0", "--poll-interval",
                     "0.1", "--stop-timeout", "5", cwd=tmp_path) as server:
-        with ws(f"{server.url}/ws/kitchen") as old:
+        with ws_connect(f"{server.url}/ws/kitchen") as old:
             old.send("hi")
             assert old.recv(timeout=TIMEOUT) == "v1 kitchen: hi"
             module.write_text(_MODULE.format(version="v2"))
@@ -111,12 +102,12 @@ def test_dev_serves_rooms_and_restarts_on_change(tmp_path: Path) -> None:
 
         def new_version() -> bool:
             try:
-                with ws(f"{server.url}/ws/kitchen") as client:
+                with ws_connect(f"{server.url}/ws/kitchen") as client:
                     client.send("hi")
                     return client.recv(timeout=TIMEOUT) == "v2 kitchen: hi"
             except (OSError, InvalidStatus):
                 return False  # between two servers
 
         wait_for(new_version, "the restarted server to answer v2")
-        assert get(server.port, "/status") == (200, "ok\n")
+        assert http_get(server.port, "/status")[::2] == (200, "ok\n")
         assert server.stop() == 0

@@ -2,8 +2,8 @@
 ``websockets`` sync client, plain HTTP, and two pages of headless Chromium
 chatting in one room.
 
-Helpers come from ``test_examples`` (processes, clients) and
-``test_browser`` (Chromium over the DevTools Protocol).
+Helpers come from ``_procs`` (processes, clients) and ``_browser``
+(Chromium over the DevTools Protocol).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_browser import DevTools, chromium, require_chromium
-from test_examples import (
-    RECV_TIMEOUT,
+from _browser import DevTools, chromium, require_chromium
+from _procs import (
     STOP_TIMEOUT,
+    TIMEOUT,
     assert_closed_by_server,
     http_get,
     run_example,
@@ -31,7 +31,7 @@ from websockets.sync.client import ClientConnection
 
 
 def recv(ws: ClientConnection) -> Any:
-    return ws.recv(timeout=RECV_TIMEOUT)
+    return ws.recv(timeout=TIMEOUT)
 
 
 def test_shared_counter(tmp_path: Path) -> None:
@@ -101,14 +101,14 @@ def test_chat_room_over_websockets(tmp_path: Path) -> None:
 
 def recv_until(ws: ClientConnection, expected: str) -> None:
     """Skip messages (the ticker's) until ``expected`` arrives."""
-    deadline = time.monotonic() + RECV_TIMEOUT
+    deadline = time.monotonic() + TIMEOUT
     seen = []
     while (remaining := deadline - time.monotonic()) > 0:
         message = ws.recv(timeout=remaining)
         if message == expected:
             return
         seen.append(message)
-    pytest.fail(f"no {expected!r} within {RECV_TIMEOUT}s; got {seen}")
+    pytest.fail(f"no {expected!r} within {TIMEOUT}s; got {seen}")
 
 
 def drain(ws: ClientConnection) -> None:
