@@ -676,24 +676,33 @@ class Connection:
             if core.has_output:
                 self._start_writer()
             return
+        size = core.output_size
         buffers = core.take_buffers()
         if buffers:
-            self._writev(fd, buffers)
+            self._writev(fd, buffers, size)
             if self._backlog:
                 self._start_writer()
 
-    def _writev(self, fd: int, buffers: list[Any]) -> None:
-        """Write ``buffers`` with one system call; keep what the kernel did
-        not take (no copy: memoryviews of the same buffers) as the backlog."""
-        if len(buffers) > _MAX_IOV:
-            buffers = [b"".join(buffers)]
+    def _writev(self, fd: int, buffers: list[Any], size: int) -> None:
+        """Write ``buffers`` (``size`` bytes) with one system call; keep what
+        the kernel did not take (no copy: memoryviews of the same buffers) as
+        the backlog."""
         try:
-            sent = os.writev(fd, buffers)
+            if len(buffers) == 1:  # the common case: a plain write() is cheaper
+                sent = os.write(fd, buffers[0])
+            else:
+                if len(buffers) > _MAX_IOV:
+                    buffers = [b"".join(buffers)]
+                sent = os.writev(fd, buffers)
         except BlockingIOError:
             sent = 0
         except OSError as exc:
-            self._backlog, self._backlog_size = buffers, sum(len(b) for b in buffers)
+            self._backlog, self._backlog_size = buffers, size
             self._write_failed_now(exc)
+            return
+        if sent == size:
+            if self._backlog:
+                self._backlog, self._backlog_size = [], 0
             return
         rest: list[Any] = []
         size = 0
@@ -720,13 +729,13 @@ class Connection:
             while True:
                 if fd is not None:
                     if not self._backlog:
+                        size = core.output_size
                         buffers = core.take_buffers()
                         if not buffers:
                             return
-                        self._backlog = buffers
-                        self._backlog_size = sum(len(b) for b in buffers)
+                        self._backlog, self._backlog_size = buffers, size
                     await trio.lowlevel.wait_writable(fd)
-                    self._writev(fd, self._backlog)
+                    self._writev(fd, self._backlog, self._backlog_size)
                     if self._write_failed:
                         return
                 else:
