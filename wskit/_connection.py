@@ -666,6 +666,11 @@ class Connection:
         if not self._batching:
             self._write_now()
 
+    def write_pending(self) -> None:
+        """Hand what is queued to the kernel now, even mid-batch (for a caller
+        that must judge the real backlog, like a room's slow-client check)."""
+        self._write_now()
+
     def _write_now(self) -> None:
         if self._writing:
             return  # the writer task takes what is queued, in order

@@ -593,7 +593,7 @@ class _Room:
                 # What waits may only be this batch's replies (sends made
                 # while its connection dispatches a read): hand it to the
                 # kernel, then judge.
-                conn._write_now()
+                conn.write_pending()
                 queued = conn.queued_bytes
                 if queued >= limit:
                     self._slow(client_id, conn, queued)
