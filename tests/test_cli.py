@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -305,15 +306,17 @@ def test_dev_restarts_on_change_and_keeps_the_port(tmp_path: Path) -> None:
                 old.recv(timeout=TIMEOUT)
             assert old.close_code == 1001
 
-        def new_version() -> bool:
-            try:
-                with ws_connect(server.url) as client:
-                    client.send("hi")
-                    return client.recv(timeout=TIMEOUT) == "v2: hi"
-            except (OSError, WebSocketException):  # between two servers
-                return False
+        def answers(version: str) -> Callable[[], bool]:
+            def check() -> bool:
+                try:
+                    with ws_connect(server.url) as client:
+                        client.send("hi")
+                        return client.recv(timeout=TIMEOUT) == f"{version}: hi"
+                except (OSError, WebSocketException):  # between two servers
+                    return False
+            return check
 
-        wait_for(new_version, "the restarted server to answer v2")
+        wait_for(answers("v2"), "the restarted server to answer v2")
         assert "live.py changed; restarting" in server.errors.until(lambda line: "changed" in line)
 
         # A broken edit: the server exits, dev waits for the next change.
@@ -321,15 +324,7 @@ def test_dev_restarts_on_change_and_keeps_the_port(tmp_path: Path) -> None:
         server.errors.until(lambda line: "waiting for a change" in line)
         module.write_text(_MODULE.format(version="v3"))
 
-        def third_version() -> bool:
-            try:
-                with ws_connect(server.url) as client:
-                    client.send("hi")
-                    return client.recv(timeout=TIMEOUT) == "v3: hi"
-            except (OSError, WebSocketException):  # between two servers
-                return False
-
-        wait_for(third_version, "the fixed module to be served")
+        wait_for(answers("v3"), "the fixed module to be served")
         assert server.stop() == 0
 
 

@@ -90,25 +90,25 @@ def size(text: str) -> int:
     return value
 
 
-def count(text: str) -> int:
-    """A positive integer."""
+def _positive(convert: Callable[[str], Any], what: str, text: str) -> Any:
     try:
-        value = int(text)
+        value = convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+        raise argparse.ArgumentTypeError(f"invalid {what} {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
     return value
 
 
+def count(text: str) -> int:
+    """A positive integer."""
+    value: int = _positive(int, "number", text)
+    return value
+
+
 def seconds(text: str) -> float:
     """A positive number of seconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    value: float = _positive(float, "number of seconds", text)
     return value
 
 

@@ -1059,6 +1059,25 @@ class Connection:
         core = self.core
         if self.state is not ConnState.OPEN or core is None:
             raise self._closed_error(len(frame))
+        fd = self._fd
+        if (fd is not None and not core.output_size and not self._backlog
+                and not self._batching and not self._writing
+                and core.state is CoreState.OPEN):
+            # Nothing waits before it: straight to the kernel, as a broadcast
+            # to many idle connections mostly finds them.
+            try:
+                sent = os.write(fd, frame)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                self._backlog, self._backlog_size = [frame], len(frame)
+                self._write_failed_now(exc)
+                return
+            if sent < len(frame):
+                self._backlog = [memoryview(frame)[sent:]]
+                self._backlog_size = len(frame) - sent
+                self._start_writer()
+            return
         limit = self.settings.max_send_queue
         if limit is not None:
             queued = core.output_size + self._backlog_size + self._in_flight
