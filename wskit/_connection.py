@@ -628,10 +628,8 @@ class Connection:
     async def _handle(self, event: CoreEvent) -> None:
         hooks, core = self.hooks, self.core
         assert hooks is not None and core is not None
-        if isinstance(event, Message):
-            if self.state is ConnState.OPEN:
-                await self._dispatch(hooks.on_message, event)
-        elif isinstance(event, Pong):
+        # Messages never come here: _handle_batch dispatches them inline.
+        if isinstance(event, Pong):
             waiter = self._pong_waiter
             if waiter is not None and waiter[0] == event.data:
                 waiter[1].set()
@@ -1040,7 +1038,7 @@ class Connection:
             core = self.core
             assert core is not None
             if limit is not None:
-                queued = core.output_size + self._backlog_size + self._in_flight
+                queued = self.queued_bytes
                 if queued >= limit:
                     raise self._queue_full(queued)
             core.send(data)
@@ -1080,7 +1078,7 @@ class Connection:
             return
         limit = self.settings.max_send_queue
         if limit is not None:
-            queued = core.output_size + self._backlog_size + self._in_flight
+            queued = self.queued_bytes
             if queued >= limit:
                 raise self._queue_full(queued)
         core.send_frame(frame)
