@@ -67,7 +67,7 @@ def test_first_matching_route_wins() -> None:
 def test_bad_patterns_are_refused(pattern: str) -> None:
     with pytest.raises(wskit.Error) as raised:
         wskit.Router().add(pattern, lambda out: None)
-    assert raised.value.kind is wskit.ErrorKind.INTERNAL
+    assert raised.value.kind is wskit.ErrorKind.USAGE
     assert repr(pattern) in str(raised.value)
 
 

@@ -98,6 +98,29 @@ async def test_send_from_another_thread_keeps_order(serve, ws_connect, log, Reco
     assert received == [f"{i}" for i in range(count)]
 
 
+async def test_sending_a_non_payload_is_a_usage_error_like_message(serve, ws_connect, log):
+    """``out.send(42)`` and ``Message(42)`` are the same mistake: the same error."""
+    def factory(out):
+        def on_message(msg):
+            for bad in (42, None, ["a"]):
+                try:
+                    out.send(bad)
+                except wskit.Error as err:
+                    log(err.kind, "str (text), bytes (binary) or a Message" in str(err))
+            out.send("still open")
+        return on_message
+
+    server = await serve(factory)
+    async with ws_connect(server.url()) as client:
+        await client.send("go")
+        with trio.fail_after(5):
+            assert await client.recv() == "still open"
+    assert log.snapshot() == [(wskit.ErrorKind.USAGE, True)] * 3
+    with pytest.raises(wskit.Error) as info:
+        wskit.Message(42)  # type: ignore[arg-type]
+    assert info.value.kind is wskit.ErrorKind.USAGE
+
+
 async def test_send_after_close_raises_queue(serve, ws_connect, log, Recorder):
     class Keeper(Recorder):
         def on_close(self, code, reason):

@@ -47,7 +47,7 @@ def connect(
     Blocks until this connection, and every connection opened from it with
     ``Sender.connect()``, has closed. Raises ``wskit.Error`` if the connection
     can't be opened: refused or timed out (``IO``), handshake rejected
-    (``HTTP``, with ``status``), bad URL (``INTERNAL``), TLS (``SSL``).
+    (``HTTP``, with ``status``), bad URL (``USAGE``), TLS (``SSL``).
     """
 
     async def main() -> None:

@@ -67,13 +67,13 @@ def as_id(value: object) -> int:
     """A client id: an ``int`` (a ``ClientId`` too), never a bool or a str."""
     if isinstance(value, int) and not isinstance(value, bool):
         return int(value)
-    raise Error(f"a client id is an int (a connection_id), got {value!r}", ErrorKind.INTERNAL)
+    raise Error(f"a client id is an int (a connection_id), got {value!r}", ErrorKind.USAGE)
 
 
 def as_ids(value: int | Iterable[int]) -> frozenset[int]:
     """One id or an iterable of ids, as a frozenset of plain ints."""
     if isinstance(value, (str, bytes)):
-        raise Error(f"client ids are ints, got {value!r}", ErrorKind.INTERNAL)
+        raise Error(f"client ids are ints, got {value!r}", ErrorKind.USAGE)
     if isinstance(value, Iterable):
         return frozenset(as_id(item) for item in value)
     return frozenset((as_id(value),))
@@ -113,14 +113,14 @@ Recipient: TypeAlias = "int | _Everyone | Except | Iterable[int]"
 
 def normalize(recipient: Recipient) -> Recipient:
     """The recipient as a value that can be read twice (a generator of ids
-    becomes a tuple), checked: raises ``Error(INTERNAL)`` for a non-recipient."""
+    becomes a tuple), checked: raises ``Error(USAGE)`` for a non-recipient."""
     if recipient is Everyone or isinstance(recipient, Except):
         return recipient
     if isinstance(recipient, int) and not isinstance(recipient, bool):
         return int(recipient)
     if isinstance(recipient, (str, bytes)) or not isinstance(recipient, Iterable):
         raise Error(f"not a recipient: {recipient!r} (use a client id, wskit.Everyone, "
-                    "wskit.Except(id) or a list of ids)", ErrorKind.INTERNAL)
+                    "wskit.Except(id) or a list of ids)", ErrorKind.USAGE)
     return tuple(as_id(item) for item in recipient)
 
 
@@ -137,7 +137,7 @@ def select(recipient: Recipient, members: Collection[int]) -> tuple[list[int], l
         return ([int(recipient)], []) if recipient in members else ([], [int(recipient)])
     if isinstance(recipient, (str, bytes)) or not isinstance(recipient, Iterable):
         raise Error(f"not a recipient: {recipient!r} (use a client id, wskit.Everyone, "
-                    "wskit.Except(id) or a list of ids)", ErrorKind.INTERNAL)
+                    "wskit.Except(id) or a list of ids)", ErrorKind.USAGE)
     present: list[int] = []
     missing: list[int] = []
     seen: set[int] = set()

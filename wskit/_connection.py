@@ -436,8 +436,7 @@ class Connection:
                 raise Error(f"connection to {host}:{port} lost during the handshake: "
                             f"{_why(exc)}", ErrorKind.IO, connection_id=self.id) from exc
             except Error as err:
-                err.connection_id = self.id
-                raise
+                raise err.for_connection(self.id) from err.__cause__
         if scope.cancelled_caught or response is None:
             raise Error(f"opening handshake with {url} timed out after {timeout}s",
                         ErrorKind.IO, connection_id=self.id)
@@ -645,8 +644,7 @@ class Connection:
             core.answer_close()
             self._close_code, self._close_reason = event.code, event.reason
             self.state = ConnState.CLOSING
-            error = event.error
-            error.connection_id = self.id
+            error = event.error.for_connection(self.id)
             self.log.warning("connection %d: %s", self.id, error)
             await self._call_on_error(error)
         elif isinstance(event, Lost):
@@ -1002,7 +1000,7 @@ class Connection:
 
     def report(self, error: Error) -> None:
         """Hand an error that arose outside this connection's task to ``on_error``."""
-        error.connection_id = self.id
+        error = error.for_connection(self.id)
         self.log.warning("connection %d: %s", self.id, error)
         if self._live:
             self._spawn(self._call_on_error, error)
@@ -1292,12 +1290,12 @@ def _parse_url(url: str) -> tuple[bool, str, int, str]:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise Error(f"invalid WebSocket URL {url!r}: {exc}", ErrorKind.INTERNAL) from exc
+        raise Error(f"invalid WebSocket URL {url!r}: {exc}", ErrorKind.USAGE) from exc
     if parts.scheme not in ("ws", "wss"):
         raise Error(f"invalid WebSocket URL {url!r}: the scheme must be ws:// or wss://",
-                    ErrorKind.INTERNAL)
+                    ErrorKind.USAGE)
     if not parts.hostname:
-        raise Error(f"invalid WebSocket URL {url!r}: no host", ErrorKind.INTERNAL)
+        raise Error(f"invalid WebSocket URL {url!r}: no host", ErrorKind.USAGE)
     secure = parts.scheme == "wss"
     host = parts.hostname
     default = 443 if secure else 80

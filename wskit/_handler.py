@@ -144,7 +144,7 @@ class Hooks:
                 raise Error(
                     f"the factory returned {handler!r}: expected a wskit.Handler, an "
                     "object with on_* methods, or a callable taking each message",
-                    ErrorKind.INTERNAL,
+                    ErrorKind.USAGE,
                 )
             self.on_message = handler
 
@@ -174,7 +174,7 @@ class Factory:
         raise Error(
             f"{type(self).__name__} must override connection_made(), or "
             "server_connected() and client_connected()",
-            ErrorKind.INTERNAL,
+            ErrorKind.USAGE,
         )
 
     def server_connected(self, out: Sender) -> HandlerLike:
@@ -209,5 +209,5 @@ class FactoryAdapter:
         else:
             raise Error(
                 f"a factory must be callable (out -> handler), got {factory!r}",
-                ErrorKind.INTERNAL,
+                ErrorKind.USAGE,
             )

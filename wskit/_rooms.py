@@ -694,22 +694,22 @@ class Rooms(Factory):
     ) -> None:
         if not callable(service):
             raise Error(f"a room service must be callable (room_id, ctx) -> service, got "
-                        f"{service!r}", ErrorKind.INTERNAL)
+                        f"{service!r}", ErrorKind.USAGE)
         if not path.startswith("/") or path.endswith("/"):
             raise Error(f"Rooms path must start with '/' and not end with one, got {path!r}",
-                        ErrorKind.INTERNAL)
+                        ErrorKind.USAGE)
         if slow_client not in ("disconnect", "drop"):
             raise Error(f"slow_client must be 'disconnect' or 'drop', got {slow_client!r}",
-                        ErrorKind.INTERNAL)
+                        ErrorKind.USAGE)
         if not grace >= 0 or math.isinf(grace):
             raise Error(f"grace must be a number of seconds >= 0, got {grace!r}",
-                        ErrorKind.INTERNAL)
+                        ErrorKind.USAGE)
         if max_client_queue <= 0:
             raise Error(f"max_client_queue must be positive, got {max_client_queue!r}",
-                        ErrorKind.INTERNAL)
+                        ErrorKind.USAGE)
         if max_rooms is not None and max_rooms <= 0:
             raise Error(f"max_rooms must be positive or None, got {max_rooms!r}",
-                        ErrorKind.INTERNAL)
+                        ErrorKind.USAGE)
         self.service = service
         self.path = path
         self.default_room = default_room
@@ -782,7 +782,7 @@ class Rooms(Factory):
     def client_connected(self, out: Sender) -> Handler:
         """Rooms serve server connections only."""
         raise Error("wskit.Rooms serves incoming connections only; connect with another "
-                    "factory", ErrorKind.INTERNAL)
+                    "factory", ErrorKind.USAGE)
 
     def on_shutdown(self) -> None:
         """The WebSocket shuts down: timers are cancelled, empty rooms are
@@ -802,7 +802,7 @@ class Rooms(Factory):
             return
         if self._ws is not None and not (self._ws.closing and not self._rooms):
             raise Error("this wskit.Rooms already serves another WebSocket; make one Rooms "
-                        "per WebSocket", ErrorKind.INTERNAL)
+                        "per WebSocket", ErrorKind.USAGE)
         self._ws = ws
         self._nursery = ws._require_nursery()
 
@@ -848,7 +848,7 @@ class Rooms(Factory):
             assert self._ws is not None
             if room_id in self._ws.comms._groups:
                 raise Error(f"room {room_id!r} belongs to another wskit.Rooms",
-                            ErrorKind.INTERNAL)
+                            ErrorKind.USAGE)
             room = _Room(self, room_id, self._ws)
             self._rooms[room_id] = room
             self._ws.comms._groups[room_id] = room

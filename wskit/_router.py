@@ -63,7 +63,7 @@ class _Route:
 
 def _compile(pattern: str) -> re.Pattern[str]:
     if not pattern.startswith("/"):
-        raise Error(f"route pattern {pattern!r} must start with '/'", ErrorKind.INTERNAL)
+        raise Error(f"route pattern {pattern!r} must start with '/'", ErrorKind.USAGE)
     parts: list[str] = []
     names: set[str] = set()
     end = 0
@@ -72,16 +72,16 @@ def _compile(pattern: str) -> re.Pattern[str]:
         name, _, kind = param.group(1).partition(":")
         if not name.isidentifier() or kind not in ("", "path"):
             raise Error(f"bad parameter {param.group(0)!r} in route {pattern!r}: use "
-                        "{name} or {name:path}", ErrorKind.INTERNAL)
+                        "{name} or {name:path}", ErrorKind.USAGE)
         if name in names:
             raise Error(f"parameter {name!r} appears twice in route {pattern!r}",
-                        ErrorKind.INTERNAL)
+                        ErrorKind.USAGE)
         names.add(name)
         parts.append(f"(?P<{name}>.+)" if kind == "path" else f"(?P<{name}>[^/]+)")
         end = param.end()
     rest = pattern[end:]
     if "{" in rest or "}" in rest:
-        raise Error(f"unbalanced brace in route {pattern!r}", ErrorKind.INTERNAL)
+        raise Error(f"unbalanced brace in route {pattern!r}", ErrorKind.USAGE)
     parts.append(re.escape(rest))
     return re.compile("".join(parts))
 
@@ -128,7 +128,7 @@ class Router(Factory):
     def add(self, pattern: str, factory: FactoryLike) -> None:
         """Route paths matching ``pattern`` (``"/rooms/{name}"``) to ``factory``.
 
-        Raises ``Error(kind=INTERNAL)`` for a malformed pattern or a factory
+        Raises ``Error(kind=USAGE)`` for a malformed pattern or a factory
         that is not callable.
         """
         self._routes.append(_Route(pattern, factory))
@@ -265,7 +265,7 @@ class _Routed:
     def build_request(self, url: str) -> Any:
         if not self._attach(url):
             raise Error(f"no route for {urlsplit(url).path or '/'!r} "
-                        f"(routes: {self._router.patterns})", ErrorKind.INTERNAL)
+                        f"(routes: {self._router.patterns})", ErrorKind.USAGE)
         assert self._hooks is not None
         hook = self._hooks.build_request
         return hook(url) if hook is not None else Request.for_url(url)

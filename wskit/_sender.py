@@ -34,7 +34,7 @@ def to_message(msg: Message | str | bytes | bytearray | memoryview) -> Message:
         return Message(msg)
     raise Error(
         f"cannot send {type(msg).__name__}: send str (text), bytes (binary) or a Message",
-        ErrorKind.INTERNAL,
+        ErrorKind.USAGE,
     )
 
 
@@ -115,7 +115,7 @@ class Sender:
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Start the closing handshake (idempotent); ``on_close`` follows.
 
-        Raises ``Error(kind=PROTOCOL)`` for a code that may not be sent
+        Raises ``Error(kind=USAGE)`` for a code that may not be sent
         (1005, 1006, 1015, < 1000, 1004, 1014-2999, >= 5000) or a reason over
         123 UTF-8 bytes.
         """
@@ -137,7 +137,7 @@ class Sender:
     def _control(self, ping: bool, data: bytes) -> None:
         if len(data) > 125:
             raise Error("ping/pong payload must be at most 125 bytes (RFC 6455 5.5)",
-                        ErrorKind.PROTOCOL)
+                        ErrorKind.USAGE)
         if self._conn is None:
             self._ws._call(self._ws._control_all, ping, data)
         else:

@@ -99,26 +99,26 @@ class Settings:
             if value is not None and value <= 0:
                 raise Error(
                     f"Settings.{name} must be positive or None, got {value!r}",
-                    ErrorKind.INTERNAL,
+                    ErrorKind.USAGE,
                 )
         for name in ("max_header_size", "read_size"):
             if getattr(self, name) <= 0:
                 raise Error(
                     f"Settings.{name} must be positive, got {getattr(self, name)!r}",
-                    ErrorKind.INTERNAL,
+                    ErrorKind.USAGE,
                 )
         if self.compression not in ("deflate", None):
             raise Error(
                 f"Settings.compression must be 'deflate' or None, got {self.compression!r}",
-                ErrorKind.INTERNAL,
+                ErrorKind.USAGE,
             )
         if not 9 <= self.deflate_window_bits <= 15:
             raise Error(
                 f"Settings.deflate_window_bits must be 9-15, got {self.deflate_window_bits!r}",
-                ErrorKind.INTERNAL,
+                ErrorKind.USAGE,
             )
         if isinstance(self.allowed_origins, str):
             raise Error(
                 "Settings.allowed_origins takes a collection of origins, not one string",
-                ErrorKind.INTERNAL,
+                ErrorKind.USAGE,
             )

@@ -41,11 +41,11 @@ def parse_addr(addr: str | tuple[str, int]) -> tuple[str, int]:
     else:
         host, sep, port_text = addr.rpartition(":")
         if not sep or not port_text.isdigit():
-            raise Error(f"invalid address {addr!r}: expected 'host:port'", ErrorKind.INTERNAL)
+            raise Error(f"invalid address {addr!r}: expected 'host:port'", ErrorKind.USAGE)
         port = int(port_text)
         host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if not 0 <= int(port) <= 65535:
-        raise Error(f"invalid port {port!r} in address {addr!r}", ErrorKind.INTERNAL)
+        raise Error(f"invalid port {port!r} in address {addr!r}", ErrorKind.USAGE)
     return host or "0.0.0.0", int(port)
 
 
@@ -84,7 +84,7 @@ class WebSocket:
 
     async def __aenter__(self) -> WebSocket:
         if self._entered:
-            raise Error("a WebSocket can be entered only once", ErrorKind.INTERNAL)
+            raise Error("a WebSocket can be entered only once", ErrorKind.USAGE)
         self._entered = True
         self._thread_id = threading.get_ident()
         self._token = trio.lowlevel.current_trio_token()
@@ -175,12 +175,12 @@ class WebSocket:
 
         Raises :class:`wskit.Error` if it can't open: ``IO`` (refused,
         timeout), ``HTTP`` with ``status`` (handshake rejected), ``SSL``,
-        ``PROTOCOL`` (invalid answer), ``INTERNAL`` (bad URL), ``CUSTOM``
+        ``PROTOCOL`` (invalid answer), ``USAGE`` (bad URL), ``CUSTOM``
         (a hook raised).
         """
         self._require_nursery()
         if self._closing:
-            raise Error("the WebSocket is shutting down", ErrorKind.INTERNAL)
+            raise Error("the WebSocket is shutting down", ErrorKind.USAGE)
         conn, opening = self._start_client(url, ssl_context)
         await opening.done.wait()
         if opening.error is not None:
@@ -216,7 +216,7 @@ class WebSocket:
     def _require_nursery(self) -> trio.Nursery:
         if self._nursery is None:
             raise Error("use the WebSocket inside 'async with WebSocket(...) as ws:'",
-                        ErrorKind.INTERNAL)
+                        ErrorKind.USAGE)
         return self._nursery
 
     async def _serve(self, listeners: list[trio.SocketListener], scope: trio.CancelScope,

@@ -80,7 +80,7 @@ from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from ._core.http import Headers, HeadersLike, Response
 from ._core.messages import CloseCode, Message, close_code
-from ._errors import Error, ErrorKind
+from ._errors import ConnectionClosed, Error, ErrorKind
 from ._handler import FactoryLike
 from ._settings import Settings
 from ._websocket import WebSocket
@@ -89,16 +89,6 @@ __all__ = ["Client", "ConnectionClosed", "Server", "connect", "serve", "wskit_se
 
 _HOST = "localhost"
 _READ = 65536
-
-
-class ConnectionClosed(Error):
-    """Raised by :meth:`Client.receive` and :meth:`Client.send` once the
-    connection is closed (``kind`` is ``IO``); ``code``/``reason`` say how."""
-
-    def __init__(self, code: CloseCode | int, reason: str) -> None:
-        super().__init__(f"connection closed: {int(code)} {reason!r}", ErrorKind.IO)
-        self.code = code
-        self.reason = reason
 
 
 class Client:

@@ -85,7 +85,7 @@ def test_control_payload_limit() -> None:
     client, _ = pair()
     with pytest.raises(Error) as info:
         client.ping(b"x" * 126)
-    assert info.value.kind is ErrorKind.PROTOCOL
+    assert info.value.kind is ErrorKind.USAGE  # the caller's mistake, not the peer's
 
 
 def test_closing_handshake_initiated_by_client() -> None:

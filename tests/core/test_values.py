@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from wskit import Error, Handshake, Headers, Message, Request, Response, Settings
+from wskit import Error, ErrorKind, Handshake, Headers, Message, Request, Response, Settings
 
 
 def test_message_semantics() -> None:
@@ -26,10 +26,13 @@ def test_message_semantics() -> None:
     assert hash(Message("a")) == hash("a")
     with pytest.raises(AttributeError):
         text.data = "x"  # type: ignore[misc]
-    with pytest.raises(TypeError):
+    with pytest.raises(Error) as wrong_type:
         Message.text(b"x")  # type: ignore[arg-type]
-    with pytest.raises(TypeError):
+    assert wrong_type.value.kind is ErrorKind.USAGE
+    with pytest.raises(Error) as not_payload:
         Message(3)  # type: ignore[arg-type]
+    assert not_payload.value.kind is ErrorKind.USAGE
+    assert "str (text) or bytes (binary), not int" in str(not_payload.value)
     assert "binary" in repr(binary)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+from .._errors import Error, ErrorKind
+
 __all__ = ["CloseCode", "Message"]
 
 
@@ -54,9 +56,8 @@ class Message:
         if isinstance(data, (bytearray, memoryview)):
             data = bytes(data)
         elif not isinstance(data, (str, bytes)):
-            raise TypeError(
-                f"a Message holds str (text) or bytes (binary), not {type(data).__name__}"
-            )
+            raise Error(f"a Message holds str (text) or bytes (binary), not "
+                        f"{type(data).__name__}", ErrorKind.USAGE)
         object.__setattr__(self, "_data", data)
         object.__setattr__(self, "_size", -1)
 
@@ -64,14 +65,15 @@ class Message:
     def text(cls, data: str) -> Message:
         """A text message."""
         if not isinstance(data, str):
-            raise TypeError(f"Message.text() takes str, not {type(data).__name__}")
+            raise Error(f"Message.text() takes str, not {type(data).__name__}", ErrorKind.USAGE)
         return cls(data)
 
     @classmethod
     def binary(cls, data: bytes | bytearray | memoryview) -> Message:
         """A binary message."""
         if isinstance(data, str):
-            raise TypeError("Message.binary() takes bytes, not str")
+            raise Error("Message.binary() takes bytes, not str: use Message.text() for text",
+                        ErrorKind.USAGE)
         return cls(data)
 
     @property

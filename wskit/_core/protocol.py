@@ -215,11 +215,11 @@ _SENDABLE = frozenset(
 def check_close(code: int, reason: str) -> None:
     """Raise unless ``code`` and ``reason`` may be sent in a close frame."""
     if code not in _SENDABLE and not 3000 <= code <= 4999:
-        raise Error(f"close code {code} may not be sent (RFC 6455 section 7.4)",
-                    ErrorKind.PROTOCOL)
+        raise Error(f"close code {code} may not be sent (RFC 6455 section 7.4): use 1000-1003, "
+                    "1007-1013, or 3000-4999 for your own", ErrorKind.USAGE)
     if len(reason.encode("utf-8")) > 123:
         raise Error("close reason must be at most 123 UTF-8 bytes (RFC 6455 section 5.5)",
-                    ErrorKind.PROTOCOL)
+                    ErrorKind.USAGE)
 
 
 class ConnectionCore:
@@ -398,7 +398,7 @@ class ConnectionCore:
                         ErrorKind.QUEUE)
         if len(data) > 125:
             raise Error("ping/pong payload must be at most 125 bytes (RFC 6455 5.5)",
-                        ErrorKind.PROTOCOL)
+                        ErrorKind.USAGE)
         proto = self._proto
         return self._queue(proto.ping(data) if ping else proto.pong(data))
 
