@@ -26,7 +26,7 @@ def test_core_does_not_import_trio() -> None:
 
 def test_probe_can_fail() -> None:
     # The same probe, on a module that does import trio, must see it.
-    probe = _PROBE.replace("import wskit._core.handshake", "import wskit._connection, "
+    probe = _PROBE.replace("import wskit._core.handshake", "import wskit._websocket, "
                            "wskit._core.handshake")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True)

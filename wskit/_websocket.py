@@ -246,7 +246,7 @@ class WebSocket:
                 if ssl_context is not None:
                     stream = trio.SSLStream(stream, ssl_context, server_side=True,
                                             https_compatible=True)
-                nursery.start_soon(self._serve_stream, stream)
+                nursery.start_soon(self.serve_stream, stream)
 
     def _start_client(self, url: str, ssl_context: ssl.SSLContext | None
                       ) -> tuple[Connection, Opening]:
@@ -373,10 +373,11 @@ class WebSocket:
         assert self._shutdown_done is not None
         self._shutdown_done.set()
 
-    async def _serve_stream(self, stream: trio.abc.Stream) -> None:
+    async def serve_stream(self, stream: trio.abc.Stream) -> None:
         """Run one server connection on any Trio stream, as a listener would.
 
-        For ``wskit.testing``: an in-memory stream instead of a socket.
+        For test kits and custom transports: ``wskit.testing`` runs the server
+        side of an in-memory stream pair through it.
         Returns when the connection is over; never raises.
         """
         conn = Connection(self, client=False)

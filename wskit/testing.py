@@ -446,7 +446,7 @@ class Server:
             pair = trio.testing.lockstep_stream_pair if lockstep else \
                 trio.testing.memory_stream_pair
             client_stream, server_stream = pair()
-            nursery.start_soon(self.ws._serve_stream, server_stream)
+            nursery.start_soon(self.ws.serve_stream, server_stream)
             client = Client(client_stream, answer_pings=answer_pings,
                             answer_close=answer_close)
             events = await client._handshake(path, headers, subprotocols, origin, compression)
@@ -473,7 +473,7 @@ class Server:
         """
         nursery = self.ws._require_nursery()
         client_stream, server_stream = trio.testing.memory_stream_pair()
-        nursery.start_soon(self.ws._serve_stream, server_stream)
+        nursery.start_soon(self.ws.serve_stream, server_stream)
         payload = body.encode("utf-8") if isinstance(body, str) else bytes(body)
         hdrs = [("Host", _HOST), *Headers(headers).raw_items()]
         if payload:
