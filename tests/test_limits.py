@@ -102,7 +102,7 @@ async def test_send_queue_bounded_against_a_peer_that_never_reads(
             except wskit.Error as err:
                 outcome["error"] = err
             outcome["sent"] = sent
-            outcome["queued"] = self.out._conn.queued_bytes  # type: ignore[union-attr]
+            outcome["queued"] = self.out.queued_bytes
             finished.set()
 
     server = await serve(Flooder, settings)
@@ -181,7 +181,7 @@ async def test_max_connections_503_then_reopens(serve: Any, ws_connect: Any) -> 
         assert await first.recv() == "still served"
     # Both closed: slots are free again.
     with trio.fail_after(TIMEOUT):
-        while server.ws.slots:  # noqa: ASYNC110 - polling a counter the server owns
+        while server.ws.slots_in_use:  # noqa: ASYNC110 - polling a counter the server owns
             await trio.sleep(0.01)
     async with ws_connect(server.url()) as again:
         await again.send("in")

@@ -10,14 +10,15 @@ See README.md for the guide; every public name is listed in ``__all__``.
 """
 
 from ._api import connect, listen
-from ._comms import Comms, Everyone, Except, RoomComms
 from ._core.http import Handshake, Headers, Request, Response
 from ._core.messages import CloseCode, Message
 from ._errors import Error, ErrorKind
 from ._handler import Factory, Handler
+from ._hub.comms import Comms, Everyone, Except, RoomComms
+from ._io.outlet import Timeout
 from ._rooms import ClientId, RoomContext, Rooms, RoomService, RoomStats
 from ._router import Router
-from ._sender import Sender, Timeout
+from ._sender import Sender
 from ._settings import Settings
 from ._websocket import WebSocket
 

@@ -2,25 +2,25 @@
 
 A factory is any callable ``factory(out) -> handler``. The handler may be a
 :class:`Handler` (subclass), any object with some ``on_*`` methods, or a plain
-callable, which is then used as ``on_message``. :class:`Hooks` resolves once
-per connection which methods a handler really has, so the driver skips the
-ones it left out at no cost.
+callable, which is then used as ``on_message``. ``Handler``'s own methods do
+nothing and are marked as defaults, so the driver skips the hooks a subclass
+leaves out at no cost.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from types import FunctionType, MethodType
 from typing import TYPE_CHECKING, Any, Union
 
 from ._core.http import Handshake, Request, Response
 from ._core.messages import CloseCode, Message
 from ._errors import Error, ErrorKind
+from ._io.dispatch import default_hook
 
 if TYPE_CHECKING:
     from ._sender import Sender
 
-__all__ = ["Factory", "FactoryLike", "Handler", "HandlerLike", "Hooks", "Maybe"]
+__all__ = ["Factory", "FactoryAdapter", "FactoryLike", "Handler", "HandlerLike", "Maybe"]
 
 #: A hook's result: nothing, or an awaitable for ``async def`` hooks.
 Maybe = Awaitable[None] | None
@@ -42,12 +42,15 @@ class Handler:
     def __init__(self, out: Sender) -> None:
         self.out = out
 
+    @default_hook
     def on_open(self, handshake: Handshake) -> Maybe:
         """The opening handshake succeeded; ``send`` works from here."""
 
+    @default_hook
     def on_message(self, msg: Message) -> Maybe:
         """A complete message arrived (fragments already joined)."""
 
+    @default_hook
     def on_close(self, code: CloseCode | int, reason: str) -> Maybe:
         """Called exactly once per opened connection, whoever closed it.
 
@@ -56,12 +59,14 @@ class Handler:
         the code wskit sent when it failed the connection (1002, 1007, 1009…).
         """
 
+    @default_hook
     def on_error(self, err: Error) -> Maybe:
         """Protocol, I/O, capacity, encoding, queue and handler errors.
 
         The error is already logged; override to react to it.
         """
 
+    @default_hook
     def on_request(self, request: Request) -> Response | Awaitable[Response | None] | None:
         """Server side, before accepting. ``None`` accepts a WebSocket upgrade.
 
@@ -72,94 +77,34 @@ class Handler:
         """
         return None
 
+    @default_hook
     def build_request(self, url: str) -> Request | Awaitable[Request]:
         """Client side: the upgrade request to send; add headers, subprotocols."""
         return Request.for_url(url)
 
+    @default_hook
     def on_response(self, response: Response) -> Maybe:
         """Client side, after the server's 101; raising rejects the connection."""
 
+    @default_hook
     def on_timeout(self, token: Any) -> Maybe:
         """A timer set with ``self.out.timeout(delay, token)`` fired."""
 
+    @default_hook
     def on_ping(self, data: bytes) -> Maybe:
         """A ping arrived; the pong has already been queued."""
 
+    @default_hook
     def on_pong(self, data: bytes) -> Maybe:
         """A pong arrived."""
 
+    @default_hook
     def on_shutdown(self) -> Maybe:
         """The WebSocket is shutting down; the close (1001) follows."""
 
 
 HandlerLike = Handler | Callable[[Message], Any] | Any
 FactoryLike = Union["Factory", Callable[["Sender"], HandlerLike]]
-
-_HOOKS = (
-    "on_open",
-    "on_message",
-    "on_close",
-    "on_error",
-    "on_request",
-    "build_request",
-    "on_response",
-    "on_timeout",
-    "on_ping",
-    "on_pong",
-    "on_shutdown",
-)
-
-
-class Hooks:
-    """The hooks one handler really implements (``None`` for the others)."""
-
-    __slots__ = ("handler", *_HOOKS)
-
-    handler: Any
-    on_open: Callable[[Handshake], Any] | None
-    on_message: Callable[[Message], Any] | None
-    on_close: Callable[[CloseCode | int, str], Any] | None
-    on_error: Callable[[Error], Any] | None
-    on_request: Callable[[Request], Any] | None
-    build_request: Callable[[str], Any] | None
-    on_response: Callable[[Response], Any] | None
-    on_timeout: Callable[[Any], Any] | None
-    on_ping: Callable[[bytes], Any] | None
-    on_pong: Callable[[bytes], Any] | None
-    on_shutdown: Callable[[], Any] | None
-
-    def __init__(self, handler: Any) -> None:
-        self.handler = handler
-        cls = type(handler)
-        if cls is FunctionType or cls is MethodType:  # the closure factory's case
-            names: tuple[str, ...] = ()
-        elif isinstance(handler, Handler):
-            names = _class_hooks(cls)
-        else:  # any object: its hooks may live on the instance
-            names = tuple(n for n in _HOOKS if hasattr(handler, n))
-        for name in _HOOKS:
-            setattr(self, name, getattr(handler, name) if name in names else None)
-        if not names and not isinstance(handler, Handler):
-            if not callable(handler):
-                raise Error(
-                    f"the factory returned {handler!r}: expected a wskit.Handler, an "
-                    "object with on_* methods, or a callable taking each message",
-                    ErrorKind.USAGE,
-                )
-            self.on_message = handler
-
-
-_class_hooks_cache: dict[type, tuple[str, ...]] = {}
-
-
-def _class_hooks(cls: type) -> tuple[str, ...]:
-    """The hooks a Handler subclass overrides (the base's defaults do nothing,
-    so they are skipped entirely). Resolved once per class."""
-    names = _class_hooks_cache.get(cls)
-    if names is None:
-        names = tuple(n for n in _HOOKS if getattr(cls, n, None) is not getattr(Handler, n))
-        _class_hooks_cache[cls] = names
-    return names
 
 
 class Factory:

@@ -68,22 +68,21 @@ import json
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import Any, Literal, Self
 from urllib.parse import unquote
 
 import trio
 
-from ._comms import Comms, Recipient, Sendable, missing_error, select, send_shared
-from ._connection import Connection, ConnState
 from ._core.http import Handshake, Request, Response
-from ._core.messages import CloseCode, Message
+from ._core.messages import CloseCode, Message, Sendable, to_payload
 from ._core.protocol import check_close
 from ._errors import Error, ErrorKind
 from ._handler import Factory, Handler, Maybe
-from ._sender import Sender, to_message
-
-if TYPE_CHECKING:
-    from ._websocket import WebSocket
+from ._hub.comms import Comms, Recipient, missing_error, select
+from ._hub.delivery import send_shared
+from ._hub.hub import Hub
+from ._io.outlet import Outlet
+from ._sender import Sender
 
 __all__ = ["ClientId", "RoomContext", "RoomService", "RoomStats", "Rooms", "SlowClientPolicy"]
 
@@ -238,7 +237,7 @@ class RoomContext:
     @property
     def comms(self) -> Comms:
         """The WebSocket's :class:`Comms`: any connection, any room, by id."""
-        return self._room.ws.comms
+        return self._room.comms
 
     @property
     def stats(self) -> RoomStats:
@@ -259,10 +258,10 @@ class RoomContext:
         room's ``slow_client`` policy, never raised here.
         """
         room = self._room
-        if room.ws._in_trio_thread():
-            room.deliver(recipient, to_message(msg).data)
+        if room.hub.portal.in_trio_thread():
+            room.deliver(recipient, to_payload(msg))
         else:
-            room.ws.comms.room(room.id).send(recipient, msg)
+            room.comms.room(room.id).send(recipient, msg)
 
     def set_timer(self, delay_s: float) -> None:
         """Call ``on_timer(ctx)`` once, ``delay_s`` seconds from now. One
@@ -271,11 +270,11 @@ class RoomContext:
         shuts down."""
         if not delay_s >= 0:
             raise Error(f"timer delay must be >= 0 seconds, got {delay_s!r}", ErrorKind.TIMER)
-        self._room.ws._call(self._room.set_timer, float(delay_s))
+        self._room.hub.portal.call(self._room.set_timer, float(delay_s))
 
     def cancel_timer(self) -> None:
         """Cancel the pending timer, if any."""
-        self._room.ws._call(self._room.cancel_timer)
+        self._room.hub.portal.call(self._room.cancel_timer)
 
     def close(self, client: int, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Start closing a client's connection; ``on_leave`` follows when it
@@ -345,14 +344,31 @@ class _Member(Handler):
 class _Room:
     """One room: its service, members, lock, timer and counters."""
 
-    __slots__ = ("_idle_scope", "active", "ctx", "disposed", "dropped", "hooks", "id",
-                 "lock", "members", "messages_in", "messages_out", "rooms", "service",
-                 "slow_disconnects", "timer_scope", "ws")
+    __slots__ = (
+        "_idle_scope",
+        "active",
+        "comms",
+        "ctx",
+        "disposed",
+        "dropped",
+        "hooks",
+        "hub",
+        "id",
+        "lock",
+        "members",
+        "messages_in",
+        "messages_out",
+        "rooms",
+        "service",
+        "slow_disconnects",
+        "timer_scope",
+    )
 
-    def __init__(self, rooms: Rooms, room_id: str, ws: WebSocket) -> None:
+    def __init__(self, rooms: Rooms, room_id: str, hub: Hub, comms: Comms) -> None:
         self.rooms = rooms
         self.id = room_id
-        self.ws = ws
+        self.hub = hub
+        self.comms = comms
         #: Joined clients by id, in join order.
         self.members: dict[int, _Member] = {}
         #: Clients joining, joined, or whose on_leave has not finished: the
@@ -458,7 +474,7 @@ class _Room:
         client.close_code, client.close_reason = code, reason
         return self.run(self.leave_step, (client,), self.release)
 
-    def evict(self, member: _Member, conn: Connection, queued: int) -> None:
+    def evict(self, member: _Member, conn: Outlet, queued: int) -> None:
         """Disconnect a slow client: out of the room now, closed with 1008,
         ``on_leave`` in the room's next turn."""
         client = member.client
@@ -496,7 +512,7 @@ class _Room:
         if self.disposed:
             return
         grace = self.rooms.grace
-        if self.ws.closing or grace <= 0:
+        if self.hub.closing or grace <= 0:
             self.dispose()
             return
         log.debug("room %r: empty; disposed of in %ss unless a client joins", self.id, grace)
@@ -532,7 +548,7 @@ class _Room:
 
     def set_timer(self, delay: float) -> None:
         self.cancel_timer()
-        if self.disposed or self.ws.closing:
+        if self.disposed or self.hub.closing:
             log.debug("room %r: timer not set (%s)", self.id,
                       "disposed of" if self.disposed else "shutting down")
             return
@@ -581,12 +597,12 @@ class _Room:
 
     def _send(self, ids: Iterable[int], data: str | bytes) -> None:
         frame: bytes | None = None
-        open_ = self.ws._open
+        open_ = self.hub.registry.open
         limit = self.rooms.max_client_queue
         sent = 0
         for client_id in ids:
             conn = open_.get(client_id)
-            if conn is None or conn.state is not ConnState.OPEN:
+            if conn is None or not conn.is_open:
                 continue  # closing: its on_close takes it out of the room
             queued = conn.queued_bytes
             if queued >= limit:
@@ -601,14 +617,14 @@ class _Room:
             try:
                 frame = send_shared(conn, data, frame)
             except Error:  # over Settings.max_send_queue, below our limit
-                if conn.state is ConnState.OPEN:
+                if conn.is_open:
                     self._slow(client_id, conn, conn.queued_bytes)
                 continue
             sent += 1
         self.messages_out += sent
         self.rooms.messages_out += sent
 
-    def _slow(self, client_id: int, conn: Connection, queued: int) -> None:
+    def _slow(self, client_id: int, conn: Outlet, queued: int) -> None:
         member = self.members.get(client_id)
         if member is None or member.client is None:
             return
@@ -627,7 +643,7 @@ class _Room:
     # -- stats -------------------------------------------------------------------
 
     def queued_bytes(self) -> int:
-        open_ = self.ws._open
+        open_ = self.hub.registry.open
         return sum(conn.queued_bytes for conn in map(open_.get, list(self.members))
                    if conn is not None)
 
@@ -723,8 +739,8 @@ class Rooms(Factory):
         #: Totals since start, disposed rooms included.
         self.messages_in = self.messages_out = self.dropped = self.slow_disconnects = 0
         self._rooms: dict[str, _Room] = {}
-        self._ws: WebSocket | None = None
-        self._nursery: trio.Nursery | None = None
+        self._hub: Hub | None = None
+        self._comms: Comms | None = None
 
     # -- overridable -------------------------------------------------------------
 
@@ -776,7 +792,7 @@ class Rooms(Factory):
 
     def server_connected(self, out: Sender) -> Handler:
         """The handler of a connection: routes, joins, forwards, leaves."""
-        self._bind(out._ws)
+        self._bind(out.hub, out.comms)
         return _Member(self, out)
 
     def client_connected(self, out: Sender) -> Handler:
@@ -797,18 +813,17 @@ class Rooms(Factory):
 
     # -- internals -----------------------------------------------------------------
 
-    def _bind(self, ws: WebSocket) -> None:
-        if self._ws is ws:
+    def _bind(self, hub: Hub, comms: Comms) -> None:
+        if self._hub is hub:
             return
-        if self._ws is not None and not (self._ws.closing and not self._rooms):
+        if self._hub is not None and not (self._hub.closing and not self._rooms):
             raise Error("this wskit.Rooms already serves another WebSocket; make one Rooms "
                         "per WebSocket", ErrorKind.USAGE)
-        self._ws = ws
-        self._nursery = ws._require_nursery()
+        self._hub, self._comms = hub, comms
 
     def _spawn(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
-        assert self._nursery is not None
-        self._nursery.start_soon(fn, *args)
+        assert self._hub is not None
+        self._hub.spawn(fn, *args)
 
     def _route(self, request: Request, member: _Member) -> Response | None:
         path = request.path.partition("?")[0]
@@ -826,14 +841,14 @@ class Rooms(Factory):
             return Response(404, "not found\n")
         if not request.is_websocket:
             return None  # wskit answers 426: this path speaks WebSocket
-        ws = member.out._ws
+        groups = member.out.hub.registry.groups
         if room_id not in self._rooms:
             if self.max_rooms is not None and len(self._rooms) >= self.max_rooms:
                 log.warning("room %r refused: %d rooms open (max_rooms)", room_id,
                             len(self._rooms))
                 return Response(503, "too many rooms, try again later\n",
                                 [("Retry-After", "1")])
-            if room_id in ws.comms._groups:
+            if room_id in groups:
                 return Response(409, f"room {room_id!r} belongs to another wskit.Rooms\n")
         member.room_id = room_id
         return None
@@ -845,13 +860,13 @@ class Rooms(Factory):
             return None
         room = self._rooms.get(room_id)
         if room is None:
-            assert self._ws is not None
-            if room_id in self._ws.comms._groups:
+            assert self._hub is not None and self._comms is not None
+            if room_id in self._hub.registry.groups:
                 raise Error(f"room {room_id!r} belongs to another wskit.Rooms",
                             ErrorKind.USAGE)
-            room = _Room(self, room_id, self._ws)
+            room = _Room(self, room_id, self._hub, self._comms)
+            self._hub.registry.add_group(room_id, room)
             self._rooms[room_id] = room
-            self._ws.comms._groups[room_id] = room
             log.debug("room %r: created", room_id)
         room.reuse()
         member.room = room
@@ -862,8 +877,8 @@ class Rooms(Factory):
     def _forget(self, room: _Room) -> None:
         if self._rooms.get(room.id) is room:
             del self._rooms[room.id]
-        if self._ws is not None and self._ws.comms._groups.get(room.id) is room:
-            del self._ws.comms._groups[room.id]
+        if self._hub is not None:
+            self._hub.registry.remove_group(room.id, room)
 
     def __repr__(self) -> str:
         name = getattr(self.service, "__name__", type(self.service).__name__)

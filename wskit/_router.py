@@ -26,7 +26,8 @@ from urllib.parse import unquote, urlsplit
 from ._core.http import Handshake, Request, Response
 from ._core.messages import CloseCode, Message
 from ._errors import Error, ErrorKind
-from ._handler import Factory, FactoryAdapter, FactoryLike, HandlerLike, Hooks
+from ._handler import Factory, FactoryAdapter, FactoryLike, HandlerLike
+from ._io.dispatch import Hooks
 from ._sender import Sender
 
 __all__ = ["RouteMatch", "Router"]
@@ -37,7 +38,6 @@ _PARAM = re.compile(r"\{([^{}]*)\}")
 _EMPTY: Mapping[str, str] = types.MappingProxyType({})
 #: Route parameters of every connection a router matched, by connection id;
 #: removed in ``Router.connection_lost`` (called for every handler made).
-_params: dict[int, Mapping[str, str]] = {}
 
 
 class RouteMatch(NamedTuple):
@@ -156,7 +156,7 @@ class Router(Factory):
         Available from the moment the routed factory is called (inside the
         factory too) until after ``on_close``. Thread-safe.
         """
-        return _params.get(out.connection_id, _EMPTY)
+        return out.route_params
 
     @property
     def patterns(self) -> list[str]:
@@ -177,7 +177,7 @@ class Router(Factory):
         """Forward to the routed factory's ``connection_lost``; forget the params."""
         if not isinstance(handler, _Routed):
             return
-        _params.pop(handler.out.connection_id, None)
+        handler.out.route_params = _EMPTY
         adapter = handler.adapter
         if adapter is not None and adapter.connection_lost is not None and handler.made:
             adapter.connection_lost(handler.handler)
@@ -244,8 +244,7 @@ class _Routed:
         out = self.out
         if params:
             # A router routed to by another router adds its own parameters.
-            _params[out.connection_id] = types.MappingProxyType(
-                {**_params.get(out.connection_id, _EMPTY), **params})
+            out.route_params = types.MappingProxyType({**out.route_params, **params})
         self.adapter = adapter
         make = adapter.client_connected if self._client else adapter.server_connected
         self.handler = make(out)

@@ -2,59 +2,43 @@
 
 Every method but :meth:`Sender.flush` is non-blocking and safe to call from
 any thread. Calls made in the WebSocket's own Trio thread act at once; calls
-from other threads are handed to that thread in order
-(``TrioToken.run_sync_soon`` keeps FIFO order per calling thread), after the
-queue limit was checked in the calling thread so that ``send`` raises there.
+from other threads are handed to that thread in order (the portal keeps the
+order of one thread's calls), after the queue limit was checked in the
+calling thread so that ``send`` raises there. What other threads hand over
+is bounded by ``Settings.max_thread_queue``: past it, the calling thread
+waits for the Trio thread to catch up.
+
+A ``Sender`` holds its connection's :class:`~wskit._io.outlet.Outlet` and the
+WebSocket's :class:`~wskit._hub.hub.Hub`, never the driver or the WebSocket.
 """
 
 from __future__ import annotations
 
 import threading
+import types
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._core.messages import CloseCode, Message
+from ._core.messages import CloseCode, Message, Sendable, to_payload
 from ._core.protocol import check_close
 from ._errors import Error, ErrorKind
+from ._hub.delivery import send_from_anywhere
+from ._io.outlet import Outlet, Timeout
 
 if TYPE_CHECKING:
-    import trio
+    from ._hub.comms import Comms
+    from ._hub.hub import Hub
 
-    from ._comms import Comms
-    from ._connection import Connection
-    from ._websocket import WebSocket
+__all__ = ["Sender", "to_message"]
 
-__all__ = ["Sender", "Timeout", "to_message"]
+_NO_PARAMS: Mapping[str, str] = types.MappingProxyType({})
 
 
-def to_message(msg: Message | str | bytes | bytearray | memoryview) -> Message:
+def to_message(msg: Sendable) -> Message:
     """``str`` is text, bytes-like is binary, a :class:`Message` stays as it is."""
     if isinstance(msg, Message):
         return msg
-    if isinstance(msg, (str, bytes, bytearray, memoryview)):
-        return Message(msg)
-    raise Error(
-        f"cannot send {type(msg).__name__}: send str (text), bytes (binary) or a Message",
-        ErrorKind.USAGE,
-    )
-
-
-class Timeout:
-    """A pending timer from :meth:`Sender.timeout`; ``cancel()`` stops it."""
-
-    __slots__ = ("_sender", "delay", "scope", "token")
-
-    def __init__(self, sender: Sender, delay: float, token: Any) -> None:
-        self.token = token
-        self.delay = delay
-        self._sender = sender
-        self.scope: trio.CancelScope | None = None
-
-    def cancel(self) -> None:
-        """Cancel the timer; harmless if it already fired. Thread-safe."""
-        self._sender.cancel(self)
-
-    def __repr__(self) -> str:
-        return f"<wskit.Timeout {self.delay}s token={self.token!r}>"
+    return Message(to_payload(msg))
 
 
 class Sender:
@@ -64,53 +48,47 @@ class Sender:
     ``ping`` and ``close`` act on every open connection.
     """
 
-    __slots__ = ("_conn", "_ws", "connection_id")
+    __slots__ = ("_comms", "_outlet", "_portal", "connection_id", "hub", "route_params")
 
-    def __init__(self, ws: WebSocket, conn: Connection | None) -> None:
-        self._ws = ws
-        self._conn = conn
-        #: Unique per connection in this process (0 for a broadcaster).
-        self.connection_id = conn.id if conn is not None else 0
+    def __init__(self, outlet: Outlet | None, hub: Hub, comms: Comms) -> None:
+        self._outlet = outlet
+        #: The WebSocket's registry, backplane and portal: for layers built
+        #: on wskit (rooms); handlers need not touch it.
+        self.hub = hub
+        self._portal = hub.portal
+        self._comms = comms
+        #: Unique per connection of this WebSocket (0 for a broadcaster).
+        self.connection_id = outlet.connection_id if outlet is not None else 0
+        #: The parameters of the route that matched this connection, set by
+        #: ``wskit.Router`` (per connection; read them with ``Router.params``).
+        self.route_params: Mapping[str, str] = _NO_PARAMS
 
-    def _in_trio_thread(self) -> bool:
-        return threading.get_ident() == self._ws._thread_id
-
-    def send(self, msg: Message | str | bytes | bytearray | memoryview) -> None:
+    def send(self, msg: Sendable) -> None:
         """Queue a message: ``str`` → text, bytes-like → binary.
 
         Raises ``Error(kind=QUEUE)`` if the outgoing queue is over
-        ``Settings.max_send_queue`` or the connection is closed. Sent before
-        the handshake completes, it is delivered right after it.
+        ``Settings.max_send_queue`` or the connection is closed, and
+        ``Error(kind=USAGE)`` for something that is not a message. Sent
+        before the handshake completes, it is delivered right after it.
         """
         cls = msg.__class__
-        # str and bytes go to the core as they are (the hot path); a Message
-        # gives its payload; other bytes-likes are copied to bytes.
-        if cls is str or cls is bytes:
-            data: str | bytes = msg  # type: ignore[assignment]
-        elif cls is Message:
-            data = msg.data  # type: ignore[union-attr]
+        # str and bytes go to the outlet as they are (the hot path).
+        data: str | bytes = msg if cls is str or cls is bytes else to_payload(msg)  # type: ignore[assignment]
+        outlet = self._outlet
+        if outlet is None:
+            self.hub.broadcast(data)
+        elif threading.get_ident() == self._portal.thread_id:
+            outlet.send(data)
         else:
-            data = to_message(msg).data
-        conn = self._conn
-        if conn is None:
-            self.broadcast(data)
-        elif threading.get_ident() == self._ws._thread_id:
-            conn.send(data)
-        else:
-            conn.check_queue(len(data))
-            self._ws._run_soon(conn.send_from_thread, data)
+            send_from_anywhere(self._portal, outlet, data)
 
-    def broadcast(self, msg: Message | str | bytes | bytearray | memoryview) -> None:
+    def broadcast(self, msg: Sendable) -> None:
         """Send to every open connection of this WebSocket (this one included).
 
         A recipient whose queue is full misses the message; that is reported
         to its own ``on_error`` and never raised here.
         """
-        data = to_message(msg).data
-        if self._in_trio_thread():
-            self._ws._broadcast(data)
-        else:
-            self._ws._run_soon(self._ws._broadcast, data)
+        self.hub.broadcast(to_payload(msg))
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Start the closing handshake (idempotent); ``on_close`` follows.
@@ -121,10 +99,10 @@ class Sender:
         """
         code = int(code)
         check_close(code, reason)  # raise in the caller's thread, not later
-        if self._conn is None:
-            self._ws._call(self._ws._close_all, code, reason)
+        if self._outlet is None:
+            self._portal.call(self.hub.close_all, code, reason)
         else:
-            self._ws._call(self._conn.close, code, reason)
+            self._portal.call(self._outlet.close, code, reason)
 
     def ping(self, data: bytes = b"") -> None:
         """Send a ping (at most 125 bytes); ``on_pong`` gets the answer."""
@@ -138,25 +116,25 @@ class Sender:
         if len(data) > 125:
             raise Error("ping/pong payload must be at most 125 bytes (RFC 6455 5.5)",
                         ErrorKind.USAGE)
-        if self._conn is None:
-            self._ws._call(self._ws._control_all, ping, data)
+        if self._outlet is None:
+            self._portal.call(self.hub.control_all, ping, data)
         else:
-            self._ws._call(self._conn.control, ping, data)
+            self._portal.call(self._outlet.control, ping, data)
 
     def timeout(self, delay_s: float, token: Any = None) -> Timeout:
         """Call ``on_timeout(token)`` after ``delay_s`` seconds."""
-        if self._conn is None:
+        if self._outlet is None:
             raise Error("a broadcaster has no handler to time out", ErrorKind.TIMER)
         if delay_s < 0:
             raise Error(f"timeout delay must be >= 0, got {delay_s}", ErrorKind.TIMER)
-        timer = Timeout(self, float(delay_s), token)
-        self._ws._call(self._conn.start_timer, timer)
+        timer = Timeout(float(delay_s), token, self.cancel)
+        self._portal.call(self._outlet.start_timer, timer)
         return timer
 
     def cancel(self, timeout: Timeout) -> None:
         """Cancel a pending timeout (no-op if it fired or was cancelled)."""
-        if self._conn is not None:
-            self._ws._call(self._conn.cancel_timer, timeout)
+        if self._outlet is not None:
+            self._portal.call(self._outlet.cancel_timer, timeout)
 
     def connect(self, url: str) -> None:
         """Open a client connection to ``url`` from the same WebSocket.
@@ -164,16 +142,22 @@ class Sender:
         Returns at once; the new connection's handler (made by the same
         factory) sees ``on_open`` or, if it fails, ``on_error``.
         """
-        self._ws._call(self._ws._connect_soon, url)
+        self.hub.connect(url)
 
     def shutdown(self) -> None:
         """Shut the whole WebSocket down (every connection gets 1001)."""
-        self._ws.shutdown()
+        self.hub.shutdown()
 
     @property
     def comms(self) -> Comms:
         """The WebSocket's :class:`Comms`: send to any connection by its id."""
-        return self._ws.comms
+        return self._comms
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes this connection has accepted from ``send`` and the kernel has
+        not taken yet (0 for a broadcaster). A snapshot, for the Trio thread."""
+        return self._outlet.queued_bytes if self._outlet is not None else 0
 
     async def flush(self) -> None:
         """Wait until the outgoing queue is below ``max_send_queue``.
@@ -181,8 +165,8 @@ class Sender:
         For ``async`` handlers that send a lot: ``out.send(x); await out.flush()``.
         Returns at once if the connection is closed (a later ``send`` raises).
         """
-        if self._conn is not None:
-            await self._conn.flush()
+        if self._outlet is not None:
+            await self._outlet.flush()
 
     def __repr__(self) -> str:
         return f"<wskit.Sender connection_id={self.connection_id}>"

@@ -36,6 +36,13 @@ class Settings:
     #: ``ErrorKind.QUEUE``. 4 MiB: room for a few large messages, bounded
     #: against a peer that never reads.
     max_send_queue: int | None = 4 * 2**20
+    #: Bytes that other threads may have handed to the WebSocket's Trio
+    #: thread and that it has not taken yet (sends, broadcasts and room sends
+    #: made from a thread, all connections together). A thread whose send
+    #: would exceed it *blocks* until the Trio thread catches up, so memory
+    #: stays bounded however fast a producer thread is. 16 MiB: four full
+    #: send queues in flight.
+    max_thread_queue: int | None = 16 * 2**20
     #: Bytes of the HTTP request or response head (request line plus
     #: headers). 16 KiB, like h11's default; nginx's default is 8 KiB x 4.
     max_header_size: int = 16 * 2**10
@@ -90,6 +97,7 @@ class Settings:
             "max_connections",
             "max_message_size",
             "max_send_queue",
+            "max_thread_queue",
             "handshake_timeout",
             "close_timeout",
             "ping_interval",

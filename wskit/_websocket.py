@@ -3,35 +3,32 @@
 from __future__ import annotations
 
 import contextlib
-import errno
+import functools
 import logging
 import math
-import os
 import signal
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
 import trio
 
-from ._comms import Comms
-from ._connection import Connection, ConnState, Opening
-from ._core.protocol import encode_frame
 from ._errors import Error, ErrorKind
 from ._handler import FactoryAdapter, FactoryLike
+from ._hub.comms import Comms
+from ._hub.hub import Hub
+from ._io import client, server
+from ._io.client import Opening
+from ._io.driver import Connection
+from ._io.portal import Portal
 from ._sender import Sender
 from ._settings import Settings
 
 __all__ = ["WebSocket", "parse_addr"]
 
 log = logging.getLogger("wskit")
-
-# accept() errors that mean "out of resources for now" (trio.serve_listeners
-# retries the same ones after the same pause), not a broken listener.
-_ACCEPT_RETRY = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
-_ACCEPT_RETRY_DELAY = 0.1
 
 
 def parse_addr(addr: str | tuple[str, int]) -> tuple[str, int]:
@@ -61,23 +58,21 @@ class WebSocket:
     def __init__(self, factory: FactoryLike, settings: Settings | None = None) -> None:
         self.settings = settings if settings is not None else Settings()
         self.factory = FactoryAdapter(factory)
-        #: Server connections holding a ``max_connections`` slot.
-        self.slots = 0
-        self._open: dict[int, Connection] = {}
-        self._all: dict[int, Connection] = {}
+        self._portal = Portal(self.settings.max_thread_queue)
+        self.hub = Hub(self._portal, spawn=self.spawn, connect=self._connect_soon,
+                       shutdown=self.shutdown, closing=lambda: self._closing)
+        self._registry = self.hub.registry
+        self._comms = Comms(self.hub)
         self._listener_scopes: list[trio.CancelScope] = []
         self._nursery: trio.Nursery | None = None
         self._nursery_cm: Any = None
         self._system_scope = trio.CancelScope()
-        self._thread_id: int | None = None
-        self._token: trio.lowlevel.TrioToken | None = None
         self._tasks = 0
         self._idle = trio.lowlevel.ParkingLot()
         self._closing = False
         self._shutdown_requested = False
         self._shutdown_done: trio.Event | None = None
         self._entered = False
-        self._comms = Comms(self)
 
     # ------------------------------------------------------------------
     # Context manager
@@ -86,8 +81,7 @@ class WebSocket:
         if self._entered:
             raise Error("a WebSocket can be entered only once", ErrorKind.USAGE)
         self._entered = True
-        self._thread_id = threading.get_ident()
-        self._token = trio.lowlevel.current_trio_token()
+        self._portal.start()
         self._shutdown_done = trio.Event()
         self._nursery_cm = trio.open_nursery()
         self._nursery = await self._nursery_cm.__aenter__()
@@ -124,6 +118,8 @@ class WebSocket:
             leaf = _single(group)
             if leaf is None:
                 raise
+        finally:
+            self._portal.stop()  # threads waiting to hand over wake and raise
         raise leaf
 
     async def _watch_signals(self, task_status: trio.TaskStatus[None]) -> None:
@@ -153,11 +149,7 @@ class WebSocket:
         """
         nursery = self._require_nursery()
         host, port = parse_addr(addr)
-        try:
-            listeners = await trio.open_tcp_listeners(port, host=host)
-        except OSError as exc:
-            raise Error(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-                        ErrorKind.IO) from exc
+        listeners = await server.open_listeners(host, port)
         scope = trio.CancelScope()
         self._listener_scopes.append(scope)
         if self._closing:
@@ -181,24 +173,24 @@ class WebSocket:
         self._require_nursery()
         if self._closing:
             raise Error("the WebSocket is shutting down", ErrorKind.USAGE)
-        conn, opening = self._start_client(url, ssl_context)
+        sender, opening = self._start_client(url, ssl_context)
         await opening.done.wait()
         if opening.error is not None:
             raise opening.error
-        return conn.sender
+        return sender
 
     def broadcaster(self) -> Sender:
         """A Sender whose ``send``/``ping``/``close`` act on every open connection."""
-        return Sender(self, None)
+        return Sender(None, self.hub, self._comms)
 
     def shutdown(self) -> None:
         """Close every connection with 1001 and stop listening. Thread-safe,
         idempotent; returns at once (leaving the ``async with`` block waits)."""
-        if self._token is None:
+        if not self._portal.running:
             self._shutdown_requested = True
             return
         with contextlib.suppress(Error):  # already finished: nothing to shut down
-            self._call(self._shutdown_now)
+            self._portal.call(self._shutdown_now)
 
     @property
     def closing(self) -> bool:
@@ -208,10 +200,44 @@ class WebSocket:
     @property
     def connections(self) -> int:
         """Number of open connections."""
-        return len(self._open)
+        return len(self._registry.open)
+
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run ``fn(*args)`` in the WebSocket's nursery (in its Trio thread).
+
+        For layers built on wskit (rooms) and the connections themselves;
+        raises ``Error(USAGE)`` outside the ``async with`` block."""
+        self._require_nursery().start_soon(fn, *args)
 
     # ------------------------------------------------------------------
-    # Internals used by Connection and Sender
+    # What a connection needs from its WebSocket (``_io.driver.Host``)
+
+    @property
+    def slots_in_use(self) -> int:
+        return self._registry.slots_in_use
+
+    def take_slot(self, conn: Connection) -> None:
+        self._registry.take_slot(conn)
+
+    def release_slot(self, conn: Connection) -> None:
+        self._registry.release_slot(conn)
+
+    def opened(self, conn: Connection) -> None:
+        self._registry.opened(conn)
+
+    def ended(self, conn: Connection) -> None:
+        self._registry.ended(conn)
+
+    def connection_lost(self, handler: Any) -> None:
+        lost = self.factory.connection_lost
+        if lost is not None:
+            try:
+                lost(handler)
+            except Exception:
+                log.exception("Factory.connection_lost raised")
+
+    # ------------------------------------------------------------------
+    # Internals
 
     def _require_nursery(self) -> trio.Nursery:
         if self._nursery is None:
@@ -219,129 +245,51 @@ class WebSocket:
                         ErrorKind.USAGE)
         return self._nursery
 
-    async def _serve(self, listeners: list[trio.SocketListener], scope: trio.CancelScope,
-                     ssl_context: ssl.SSLContext | None) -> None:
-        nursery = self._require_nursery()
-        with scope:
-            async with trio.open_nursery() as accepting:
-                for listener in listeners:
-                    accepting.start_soon(self._accept, listener, nursery, ssl_context)
-
-    async def _accept(self, listener: trio.SocketListener, nursery: trio.Nursery,
-                      ssl_context: ssl.SSLContext | None) -> None:
-        """trio.serve_listeners' accept loop, without the aclose_forcefully it
-        wraps around every handler (a cancel scope and a checkpoint: ~7% of a
-        handshake): a Connection always closes its own stream."""
-        async with listener:
-            while True:
-                try:
-                    stream: trio.abc.Stream = await listener.accept()
-                except OSError as exc:
-                    if exc.errno not in _ACCEPT_RETRY:
-                        raise
-                    log.error("accept failed: %s; retrying in %ss",
-                              os.strerror(exc.errno or 0), _ACCEPT_RETRY_DELAY)
-                    await trio.sleep(_ACCEPT_RETRY_DELAY)
-                    continue
-                if ssl_context is not None:
-                    stream = trio.SSLStream(stream, ssl_context, server_side=True,
-                                            https_compatible=True)
-                nursery.start_soon(self.serve_stream, stream)
-
-    def _start_client(self, url: str, ssl_context: ssl.SSLContext | None
-                      ) -> tuple[Connection, Opening]:
-        nursery = self._require_nursery()
-        conn = Connection(self, client=True)
-        opening = Opening()
-        self._track(conn)
-
-        async def run() -> None:
-            try:
-                await conn.run_client(url, ssl_context, opening)
-            finally:
-                self._untrack()
-
-        nursery.start_soon(run)
-        return conn, opening
-
-    def _connect_soon(self, url: str) -> None:
-        if not self._closing:
-            self._start_client(url, None)
-
-    def _track(self, conn: Connection) -> None:
+    def _new_connection(self, *, client: bool) -> tuple[Connection, Sender]:
+        conn = Connection(self, client=client, connection_id=self._registry.new_id())
+        sender = Sender(conn.outlet, self.hub, self._comms)
+        made = self.factory.client_connected if client else self.factory.server_connected
+        conn.make_handler = functools.partial(made, sender)
         self._tasks += 1
-        self._all[conn.id] = conn
+        self._registry.track(conn)
+        return conn, sender
 
     def _untrack(self) -> None:
         self._tasks -= 1
         if not self._tasks:
             self._idle.unpark_all()
 
+    async def _serve(self, listeners: list[trio.SocketListener], scope: trio.CancelScope,
+                     ssl_context: ssl.SSLContext | None) -> None:
+        nursery = self._require_nursery()
+        with scope:
+            async with trio.open_nursery() as accepting:
+                for listener in listeners:
+                    accepting.start_soon(server.accept_loop, listener, nursery, ssl_context,
+                                         self.serve_stream)
+
+    def _start_client(self, url: str, ssl_context: ssl.SSLContext | None
+                      ) -> tuple[Sender, Opening]:
+        nursery = self._require_nursery()
+        conn, sender = self._new_connection(client=True)
+        opening = Opening()
+
+        async def run() -> None:
+            try:
+                await client.run_client(conn, url, ssl_context, opening)
+            finally:
+                self._untrack()
+
+        nursery.start_soon(run)
+        return sender, opening
+
+    def _connect_soon(self, url: str) -> None:
+        if not self._closing:
+            self._start_client(url, None)
+
     async def _wait_idle(self) -> None:
         while self._tasks:
             await self._idle.park()
-
-    def _opened(self, conn: Connection) -> None:
-        self._open[conn.id] = conn
-
-    def _closed(self, conn: Connection) -> None:
-        self._open.pop(conn.id, None)
-        self._all.pop(conn.id, None)
-
-    def _broadcast(self, data: str | bytes) -> None:
-        # Server connections without compression send the very same bytes:
-        # the frame is encoded once for all of them.
-        frame: bytes | None = None
-        for conn in list(self._open.values()):
-            if conn.state is ConnState.OPEN and conn.core is not None:
-                try:
-                    if conn.core.shares_frames:
-                        if frame is None:
-                            frame = encode_frame(data)
-                        conn.send_frame(frame)
-                    else:
-                        conn.send(data)
-                except Error as err:
-                    conn.report(err)
-
-    def _close_all(self, code: int, reason: str) -> None:
-        for conn in list(self._open.values()):
-            conn.close(code, reason)
-
-    def _control_all(self, ping: bool, data: bytes) -> None:
-        for conn in list(self._open.values()):
-            if conn.state is ConnState.OPEN:
-                conn.control(ping, data)
-
-    def _in_trio_thread(self) -> bool:
-        return threading.get_ident() == self._thread_id
-
-    def _call(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn`` now if in the Trio thread, else soon in it (in order)."""
-        if self._in_trio_thread():
-            fn(*args)
-        else:
-            self._run_soon(fn, *args)
-
-    def _run_soon(self, fn: Callable[..., Any], *args: Any) -> None:
-        token = self._token
-        if token is None:
-            raise Error("the WebSocket is not running", ErrorKind.QUEUE)
-        try:
-            token.run_sync_soon(self._guarded, fn, args)
-        except trio.RunFinishedError:
-            raise Error("the WebSocket is no longer running", ErrorKind.QUEUE) from None
-
-    @staticmethod
-    def _guarded(fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        # Runs in the Trio thread on behalf of another thread: an exception
-        # here would crash the whole run, so it is logged instead.
-        try:
-            fn(*args)
-        except Error as err:
-            log.warning("call from another thread failed: %s", err)
-        except Exception:
-            log.exception("call from another thread failed")
 
     def _shutdown_now(self) -> None:
         if self._closing:
@@ -359,14 +307,14 @@ class WebSocket:
                 on_shutdown()
             except Exception:
                 log.exception("Factory.on_shutdown raised")
-        for conn in list(self._all.values()):
+        for conn in list(self._registry.connections.values()):
             conn.begin_shutdown()
         # Each connection bounds its own closing handshake by close_timeout;
         # this outer bound (twice that) only catches what slipped through.
         grace = self.settings.close_timeout
         with trio.move_on_after(math.inf if grace is None else 2 * grace + 1):
             await self._wait_idle()
-        for conn in list(self._all.values()):
+        for conn in list(self._registry.connections.values()):
             log.warning("connection %d did not close in time: aborting it", conn.id)
             conn.abort()
         await self._wait_idle()
@@ -377,13 +325,12 @@ class WebSocket:
         """Run one server connection on any Trio stream, as a listener would.
 
         For test kits and custom transports: ``wskit.testing`` runs the server
-        side of an in-memory stream pair through it.
-        Returns when the connection is over; never raises.
+        side of an in-memory stream pair through it. Returns when the
+        connection is over; never raises.
         """
-        conn = Connection(self, client=False)
-        self._track(conn)
+        conn, _ = self._new_connection(client=False)
         try:
-            await conn.serve(stream)
+            await server.serve(conn, self, stream)
         finally:
             self._untrack()
 

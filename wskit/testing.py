@@ -442,15 +442,14 @@ class Server:
         """
 
         async def open_() -> Client:
-            nursery = self.ws._require_nursery()
             pair = trio.testing.lockstep_stream_pair if lockstep else \
                 trio.testing.memory_stream_pair
             client_stream, server_stream = pair()
-            nursery.start_soon(self.ws.serve_stream, server_stream)
+            self.ws.spawn(self.ws.serve_stream, server_stream)
             client = Client(client_stream, answer_pings=answer_pings,
                             answer_close=answer_close)
             events = await client._handshake(path, headers, subprotocols, origin, compression)
-            nursery.start_soon(client._run, events)
+            self.ws.spawn(client._run, events)
             # Let the server run on_open (and whatever it started) before the
             # test looks at the handler's state.
             await trio.testing.wait_all_tasks_blocked()
@@ -471,9 +470,8 @@ class Server:
         For ``on_request`` handlers that serve pages, health checks or
         rejections; a WebSocket-only endpoint answers 426.
         """
-        nursery = self.ws._require_nursery()
         client_stream, server_stream = trio.testing.memory_stream_pair()
-        nursery.start_soon(self.ws.serve_stream, server_stream)
+        self.ws.spawn(self.ws.serve_stream, server_stream)
         payload = body.encode("utf-8") if isinstance(body, str) else bytes(body)
         hdrs = [("Host", _HOST), *Headers(headers).raw_items()]
         if payload:

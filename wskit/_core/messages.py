@@ -7,7 +7,7 @@ from typing import Any
 
 from .._errors import Error, ErrorKind
 
-__all__ = ["CloseCode", "Message"]
+__all__ = ["CloseCode", "Message", "Sendable", "to_payload"]
 
 
 class CloseCode(enum.IntEnum):
@@ -133,3 +133,24 @@ class Message:
         shown = data if len(data) <= 60 else data[:57]
         more = "" if len(data) <= 60 else f"... ({len(self)} bytes)"
         return f"Message.{kind}({shown!r}{more})"
+
+
+#: What ``send`` takes: ``str`` is text, bytes-like is binary.
+Sendable = Message | str | bytes | bytearray | memoryview
+
+
+def to_payload(msg: Sendable) -> str | bytes:
+    """The payload to send for ``msg``: ``str`` stays text, bytes-like becomes
+    ``bytes``, a :class:`Message` gives its data. Raises ``Error(USAGE)`` for
+    anything else, as ``Message(...)`` does."""
+    cls = msg.__class__
+    if cls is str or cls is bytes:
+        return msg  # type: ignore[return-value]
+    if isinstance(msg, Message):
+        return msg.data
+    if isinstance(msg, (bytearray, memoryview)):
+        return bytes(msg)
+    if isinstance(msg, (str, bytes)):  # subclasses
+        return msg
+    raise Error(f"cannot send {type(msg).__name__}: send str (text), bytes (binary) or a "
+                "Message", ErrorKind.USAGE)

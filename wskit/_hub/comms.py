@@ -31,18 +31,17 @@ the message gets it reported to its own ``on_error``.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from typing import TYPE_CHECKING, Final, Protocol, TypeAlias
+from typing import Final, TypeAlias
 
-from ._connection import Connection, ConnState
-from ._core.messages import Message
-from ._core.protocol import encode_frame
-from ._errors import Error, ErrorKind
-from ._sender import to_message
+from .._core.messages import Message, to_payload
+from .._errors import Error, ErrorKind
+from .._io.outlet import byte_size
+from .backplane import gone
+from .delivery import send_from_anywhere
+from .hub import Hub
+from .registry import Group
 
-if TYPE_CHECKING:
-    from ._websocket import WebSocket
-
-__all__ = ["Comms", "Everyone", "Except", "Recipient", "RoomComms", "send_shared"]
+__all__ = ["Comms", "Everyone", "Except", "Recipient", "RoomComms", "missing_error"]
 
 Sendable: TypeAlias = Message | str | bytes | bytearray | memoryview
 
@@ -150,37 +149,6 @@ def select(recipient: Recipient, members: Collection[int]) -> tuple[list[int], l
     return present, missing
 
 
-def send_shared(conn: Connection, data: str | bytes, frame: bytes | None) -> bytes | None:
-    """Queue ``data`` on ``conn``, reusing ``frame`` (encoded once for many
-    plain server connections, see ``ConnectionCore.shares_frames``); returns
-    the frame to reuse for the next recipient. Raises ``Error(QUEUE)`` as
-    ``Connection.send`` does."""
-    core = conn.core
-    if core is not None and core.shares_frames:
-        if frame is None:
-            frame = encode_frame(data)
-        conn.send_frame(frame)
-    else:
-        conn.send(data)
-    return frame
-
-
-class Group(Protocol):
-    """What a room offers to :class:`Comms` (implemented by ``wskit.Rooms``)."""
-
-    def member_ids(self) -> tuple[int, ...]:
-        """The clients in the group now (safe from any thread)."""
-
-    def deliver(self, recipient: Recipient, data: str | bytes) -> None:
-        """Send to the recipient, in the WebSocket's thread; raises
-        ``Error(QUEUE)`` naming ids that are not in the group."""
-
-
-def _gone(client_id: int) -> Error:
-    return Error(f"client {client_id} is not connected (it closed, or never existed): "
-                 "message not sent", ErrorKind.QUEUE, connection_id=client_id)
-
-
 class Comms:
     """Send to any open connection of one WebSocket by its id: ``ws.comms``.
 
@@ -190,23 +158,21 @@ class Comms:
     docstring for what is checked where).
     """
 
-    __slots__ = ("_groups", "_ws")
+    __slots__ = ("hub",)
 
-    def __init__(self, ws: WebSocket) -> None:
-        self._ws = ws
-        #: Rooms by id, registered by ``wskit.Rooms`` (one namespace per WebSocket).
-        self._groups: dict[str, Group] = {}
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
 
     @property
     def ids(self) -> frozenset[int]:
         """The ids of the connections open now (both sides), a snapshot."""
-        return frozenset(self._ws._open)
+        return self.hub.backplane.ids()
 
     def __contains__(self, client_id: object) -> bool:
-        return client_id in self._ws._open
+        return client_id in self.hub.registry.open
 
     def __len__(self) -> int:
-        return len(self._ws._open)
+        return len(self.hub.registry.open)
 
     def send(self, client_id: int, msg: Sendable) -> None:
         """Send to one connection by id (its ``connection_id``).
@@ -216,10 +182,10 @@ class Comms:
         ``Settings.max_send_queue``.
         """
         client = as_id(client_id)
-        conn = self._ws._open.get(client)
-        if conn is None:
-            raise _gone(client)
-        conn.sender.send(msg)
+        outlet = self.hub.registry.get(client)
+        if outlet is None:
+            raise gone(client)
+        send_from_anywhere(self.hub.portal, outlet, to_payload(msg))
 
     def broadcast(self, msg: Sendable, *, exclude: int | Iterable[int] = ()) -> None:
         """Send to every open connection but those in ``exclude``.
@@ -228,8 +194,7 @@ class Comms:
         recipient whose queue is full misses the message; that is reported
         to its own ``on_error``, never raised here.
         """
-        data = to_message(msg).data
-        self._ws._call(self._broadcast, data, as_ids(exclude))
+        self.hub.broadcast(to_payload(msg), as_ids(exclude))
 
     def room(self, room_id: str) -> RoomComms:
         """A handle on one room of this WebSocket, by id (it need not exist
@@ -239,20 +204,10 @@ class Comms:
     @property
     def rooms(self) -> frozenset[str]:
         """The ids of the rooms open now, a snapshot."""
-        return frozenset(self._groups)
-
-    def _broadcast(self, data: str | bytes, excluded: frozenset[int]) -> None:
-        frame: bytes | None = None
-        for conn in list(self._ws._open.values()):
-            if conn.id in excluded or conn.state is not ConnState.OPEN:
-                continue
-            try:
-                frame = send_shared(conn, data, frame)
-            except Error as err:
-                conn.report(err)
+        return frozenset(self.hub.registry.groups)
 
     def __repr__(self) -> str:
-        return f"<wskit.Comms {len(self)} connections, {len(self._groups)} rooms>"
+        return f"<wskit.Comms {len(self)} connections, {len(self.hub.registry.groups)} rooms>"
 
 
 class RoomComms:
@@ -262,21 +217,21 @@ class RoomComms:
     slow-client policy applies; ``clients`` lists who is in it.
     """
 
-    __slots__ = ("_comms", "room_id")
+    __slots__ = ("_hub", "room_id")
 
     def __init__(self, comms: Comms, room_id: str) -> None:
-        self._comms = comms
+        self._hub = comms.hub
         self.room_id = room_id
 
     @property
     def exists(self) -> bool:
         """Whether the room is open now."""
-        return self.room_id in self._comms._groups
+        return self.room_id in self._hub.registry.groups
 
     @property
     def clients(self) -> tuple[int, ...]:
         """The client ids in the room now (empty if it is not open)."""
-        group = self._comms._groups.get(self.room_id)
+        group = self._hub.registry.groups.get(self.room_id)
         return group.member_ids() if group is not None else ()
 
     def send(self, recipient: Recipient, msg: Sendable) -> None:
@@ -286,24 +241,25 @@ class RoomComms:
         Raises ``Error(kind=QUEUE)`` if the room is not open, or naming the
         ids that are not in it (the others still get the message).
         """
-        data = to_message(msg).data
+        data = to_payload(msg)
         recipient = normalize(recipient)
-        ws = self._comms._ws
-        if ws._in_trio_thread():
+        portal = self._hub.portal
+        if portal.in_trio_thread():
             self._deliver(recipient, data)
             return
         group = self._group()
         present, missing = select(recipient, group.member_ids())
         if missing:
-            raise self._missing(missing, bool(present))
-        ws._run_soon(self._deliver, recipient, data)
+            raise missing_error(self.room_id, missing, bool(present))
+        # Counted against max_thread_queue until the Trio thread takes it.
+        portal.run_soon(self._deliver, recipient, data, size=byte_size(data))
 
     def broadcast(self, msg: Sendable) -> None:
         """``send(Everyone, msg)``."""
         self.send(Everyone, msg)
 
     def _group(self) -> Group:
-        group = self._comms._groups.get(self.room_id)
+        group = self._hub.registry.groups.get(self.room_id)
         if group is None:
             raise Error(f"room {self.room_id!r} is not open (no client joined it, or it "
                         "was disposed): message not sent", ErrorKind.QUEUE)
@@ -311,9 +267,6 @@ class RoomComms:
 
     def _deliver(self, recipient: Recipient, data: str | bytes) -> None:
         self._group().deliver(recipient, data)
-
-    def _missing(self, missing: list[int], some_sent: bool) -> Error:
-        return missing_error(self.room_id, missing, some_sent)
 
     def __repr__(self) -> str:
         return f"<wskit.RoomComms {self.room_id!r}>"

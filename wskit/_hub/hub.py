@@ -1,0 +1,71 @@
+"""The hub: one WebSocket's registry, backplane and thread portal together.
+
+What a ``Sender``, ``Comms`` and rooms need from the WebSocket beyond their
+own connection, behind public names: they never see the ``WebSocket``
+itself. Methods are safe from any thread unless they say otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .._io.outlet import byte_size
+from .._io.portal import Portal
+from .backplane import Backplane, LocalBackplane
+from .registry import Registry
+
+__all__ = ["Hub"]
+
+
+class Hub:
+    """Registry, backplane and portal of one WebSocket (module docstring)."""
+
+    __slots__ = ("_closing", "_connect", "_shutdown", "_spawn", "backplane", "portal",
+                 "registry")
+
+    def __init__(self, portal: Portal, *, spawn: Callable[..., None],
+                 connect: Callable[[str], None], shutdown: Callable[[], None],
+                 closing: Callable[[], bool]) -> None:
+        self.portal = portal
+        self.registry = Registry()
+        self.backplane: Backplane = LocalBackplane(self.registry)
+        self._spawn = spawn
+        self._connect = connect
+        self._shutdown = shutdown
+        self._closing = closing
+
+    @property
+    def closing(self) -> bool:
+        """Whether the WebSocket has begun shutting down."""
+        return self._closing()
+
+    def broadcast(self, data: str | bytes, exclude: frozenset[int] = frozenset()) -> None:
+        """To every open connection but ``exclude``, from any thread."""
+        portal = self.portal
+        if portal.in_trio_thread():
+            self.backplane.broadcast(data, exclude)
+        else:
+            portal.run_soon(self.backplane.broadcast, data, exclude, size=byte_size(data))
+
+    def close_all(self, code: int, reason: str) -> None:
+        """In the Trio thread: start the closing handshake everywhere."""
+        for outlet in list(self.registry.open.values()):
+            outlet.close(code, reason)
+
+    def control_all(self, ping: bool, data: bytes) -> None:
+        """In the Trio thread: a ping or pong to every open connection."""
+        for outlet in list(self.registry.open.values()):
+            if outlet.is_open:
+                outlet.control(ping, data)
+
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """In the Trio thread: run ``fn(*args)`` in the WebSocket's nursery."""
+        self._spawn(fn, *args)
+
+    def connect(self, url: str) -> None:
+        """Open a client connection from the same WebSocket (any thread)."""
+        self.portal.call(self._connect, url)
+
+    def shutdown(self) -> None:
+        self._shutdown()

@@ -1,0 +1,280 @@
+"""The outlet: what a ``Sender`` sends through, for one connection.
+
+It owns the connection's queue accounting — one byte counter for what is
+queued, whatever the phase — and what is asked for before the handshake
+completes (messages, a close, timers), which it hands on right after the
+connection opens. The ``Sender`` holds an outlet, never the driver, so that
+a reconnecting client can put a new connection under the same ``Sender``.
+
+Methods run in the WebSocket's Trio thread, except :meth:`check_queue`,
+which a ``Sender`` calls in another thread before handing a send over.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import trio
+
+from .._core.protocol import ConnectionCore, CoreState
+from .._errors import Error, ErrorKind
+from .._settings import Settings
+from .phase import Phase
+from .transport import Transport
+
+__all__ = ["Outlet", "Timeout", "byte_size"]
+
+# Cross-thread accounting is rare and brief: one lock for all connections
+# saves a lock object per connection.
+_thread_lock = threading.Lock()
+
+
+class Timeout:
+    """A pending timer from :meth:`Sender.timeout`; ``cancel()`` stops it."""
+
+    __slots__ = ("_canceller", "delay", "scope", "token")
+
+    def __init__(self, delay: float, token: Any, canceller: Callable[[Timeout], None]) -> None:
+        self.token = token
+        self.delay = delay
+        self._canceller = canceller
+        #: The timer's own scope while it is pending (``None`` once fired or
+        #: cancelled). Made when the timer is set: ``cancel()`` may come
+        #: before its task starts.
+        self.scope: trio.CancelScope | None = None
+
+    def arm(self) -> trio.CancelScope:
+        self.scope = scope = trio.CancelScope()
+        return scope
+
+    def cancel(self) -> None:
+        """Cancel the timer; harmless if it already fired. Thread-safe."""
+        self._canceller(self)
+
+    def __repr__(self) -> str:
+        return f"<wskit.Timeout {self.delay}s token={self.token!r}>"
+
+
+def byte_size(data: str | bytes) -> int:
+    """Bytes, not characters: a text message counts as its UTF-8 length."""
+    if data.__class__ is bytes or data.isascii():
+        return len(data)
+    return len(data.encode())  # type: ignore[union-attr]
+
+
+class Driven(Protocol):
+    """The connection an outlet serves (``driver.Connection``)."""
+
+    id: int
+    phase: Phase
+    settings: Settings
+    core: ConnectionCore | None
+    transport: Transport | None
+
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> bool: ...
+    async def run_timer(self, timer: Timeout, scope: trio.CancelScope) -> None: ...
+    def start_timer(self, timer: Timeout) -> None: ...
+    def close(self, code: int, reason: str) -> None: ...
+    def report(self, error: Error) -> None: ...
+    def abort(self) -> None: ...
+
+
+class Outlet:
+    """Accepts frames for one connection; see the module docstring."""
+
+    __slots__ = ("_close", "_conn", "_early", "_early_bytes", "_thread_pending", "_timers",
+                 "connection_id")
+
+    def __init__(self, conn: Driven) -> None:
+        self._conn = conn
+        self.connection_id = conn.id
+        # Before the connection opens: what was sent, a close, timers.
+        self._early: list[str | bytes] = []
+        self._early_bytes = 0
+        self._close: tuple[int, str] | None = None
+        self._timers: list[Timeout] = []
+        self._thread_pending = 0
+
+    # -- what the driver tells it ----------------------------------------
+
+    def opened(self) -> None:
+        """The connection is open: what was queued before goes out first."""
+        conn = self._conn
+        core, transport = conn.core, conn.transport
+        assert core is not None and transport is not None
+        for message in self._early:
+            core.send(message)
+        self._early.clear()
+        self._early_bytes = 0
+        transport.output()
+        for timer in self._timers:  # set by the factory, during the handshake
+            if timer.scope is not None:
+                conn.spawn(conn.run_timer, timer, timer.scope)
+        self._timers.clear()
+
+    def opened_hook_done(self) -> None:
+        """``on_open`` has run: a close asked for earlier happens now."""
+        if self._close is not None:
+            self._conn.close(*self._close)
+
+    def close_when_open(self, code: int, reason: str) -> None:
+        if self._close is None:
+            self._close = (code, reason)
+
+    def ended(self) -> None:
+        self._timers.clear()
+
+    # -- what a Sender asks for ------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn.phase is Phase.OPEN
+
+    @property
+    def shares_frames(self) -> bool:
+        """Whether frames encoded once for many (``encode_frame``) fit here."""
+        core = self._conn.core
+        return core is not None and core.shares_frames
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes accepted by ``send`` and not yet taken by the kernel."""
+        conn = self._conn
+        core, transport = conn.core, conn.transport
+        if core is None or transport is None:
+            return self._early_bytes
+        return core.output_size + transport.queued
+
+    def _queue_full(self, queued: int) -> Error:
+        return Error(
+            f"send queue of connection {self.connection_id} is full ({queued} bytes "
+            f"queued, max_send_queue={self._conn.settings.max_send_queue}): the peer is "
+            "not reading fast enough; await out.flush() before sending more",
+            ErrorKind.QUEUE, connection_id=self.connection_id)
+
+    def _closed_error(self, size: int) -> Error:
+        return Error(f"connection {self.connection_id} is {self._conn.phase.value}: message "
+                     f"of {size} bytes not sent", ErrorKind.QUEUE,
+                     connection_id=self.connection_id)
+
+    def send(self, data: str | bytes, *, check: bool = True) -> None:
+        """Queue a message; raises ``Error(QUEUE)`` over ``max_send_queue``
+        (unless ``check`` is off: already checked in another thread) or when
+        the connection is no longer open."""
+        conn = self._conn
+        phase = conn.phase
+        limit = conn.settings.max_send_queue if check else None
+        if phase is Phase.OPEN:
+            core, transport = conn.core, conn.transport
+            assert core is not None and transport is not None
+            if limit is not None:
+                queued = core.output_size + transport.queued
+                if queued >= limit:
+                    raise self._queue_full(queued)
+            core.send(data)
+            if not transport.corked:
+                transport.write_now()
+        elif phase is Phase.CONNECTING:
+            if limit is not None and self._early_bytes >= limit:
+                raise self._queue_full(self._early_bytes)
+            self._early.append(data)
+            self._early_bytes += byte_size(data)
+        else:
+            raise self._closed_error(byte_size(data))
+
+    def send_frame(self, frame: bytes) -> None:
+        """A frame encoded once for a broadcast (see ``shares_frames``)."""
+        conn = self._conn
+        core, transport = conn.core, conn.transport
+        if not self.is_open or core is None or transport is None:
+            raise self._closed_error(len(frame))
+        if core.state is CoreState.OPEN and transport.write_direct(frame):
+            return
+        limit = conn.settings.max_send_queue
+        if limit is not None:
+            queued = self.queued_bytes
+            if queued >= limit:
+                raise self._queue_full(queued)
+        core.send_frame(frame)
+        transport.output()
+
+    def check_queue(self, size: int) -> None:
+        """From another thread: raise there if the message cannot be queued."""
+        phase = self._conn.phase
+        if phase is not Phase.OPEN and phase is not Phase.CONNECTING:
+            raise self._closed_error(size)
+        limit = self._conn.settings.max_send_queue
+        with _thread_lock:
+            queued = self.queued_bytes + self._thread_pending
+            if limit is not None and queued >= limit:
+                raise self._queue_full(queued)
+            self._thread_pending += size
+
+    def send_from_thread(self, data: str | bytes, size: int) -> None:
+        """In the Trio thread, a send that :meth:`check_queue` let through."""
+        with _thread_lock:
+            self._thread_pending -= size
+        try:
+            self.send(data, check=False)
+        except Error as err:
+            self._conn.report(err)
+
+    def close(self, code: int, reason: str) -> None:
+        if self._conn.phase is Phase.CONNECTING:
+            self._close = (code, reason)
+        else:
+            self._conn.close(code, reason)
+
+    def control(self, ping: bool, data: bytes) -> None:
+        conn = self._conn
+        core, transport = conn.core, conn.transport
+        if not self.is_open or core is None or transport is None:
+            raise Error(f"connection {self.connection_id} is {conn.phase.value}: cannot "
+                        f"send a {'ping' if ping else 'pong'}", ErrorKind.QUEUE,
+                        connection_id=self.connection_id)
+        if ping:
+            core.ping(data)
+        else:
+            core.pong(data)
+        transport.output()
+
+    def start_timer(self, timer: Timeout) -> None:
+        if self._conn.phase is Phase.CONNECTING:  # starts when open
+            timer.arm()
+            self._timers.append(timer)
+        else:
+            self._conn.start_timer(timer)
+
+    def cancel_timer(self, timer: Timeout) -> None:
+        if timer.scope is not None:
+            timer.scope.cancel()
+            timer.scope = None
+
+    def write_pending(self) -> None:
+        """Hand what is queued to the kernel now, even mid-batch (for a caller
+        that must judge the real backlog, like a room's slow-client check)."""
+        transport = self._conn.transport
+        if transport is not None and self._conn.core is not None:
+            transport.write_now()
+
+    async def flush(self) -> None:
+        """Wait until the queue is below ``max_send_queue`` (or the connection ended)."""
+        await trio.lowlevel.checkpoint()
+        conn = self._conn
+        limit = conn.settings.max_send_queue or 1
+        while conn.phase is not Phase.ENDED and self.queued_bytes >= limit:
+            transport = conn.transport
+            if transport is None or not transport.writable or conn.core is None:
+                return
+            transport.write_now()
+            if self.queued_bytes < limit:
+                return
+            await transport.wait()
+
+    def report(self, error: Error) -> None:
+        self._conn.report(error)
+
+    def abort(self) -> None:
+        self._conn.abort()

@@ -1,0 +1,186 @@
+"""The server side: listeners, the accept loop, and the opening handshake.
+
+:func:`serve` runs one accepted connection to its end: it reads the request
+(h11, in the core), asks the accept policy (``_core/accept.py``), then the
+factory and ``on_request``, writes the 101 or the refusal, and hands an
+opened connection to the driver. A peer that never sends a request holds
+no handler and no ``max_connections`` slot: the factory runs only once the
+request has been read.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import math
+import os
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import trio
+
+from .._core.accept import admit, error_response, final_answer
+from .._core.handshake import ServerHandshake, render_response
+from .._core.http import Response
+from .._core.protocol import ConnectionCore
+from .._errors import Error, ErrorKind
+from .dispatch import resolve
+from .driver import Connection, Host, extensions_for, make_handshake
+from .transport import SOCKET_ERRORS, Transport, or_inf, why
+
+__all__ = ["ServerHost", "accept_loop", "open_listeners", "serve"]
+
+log = logging.getLogger("wskit")
+
+# accept() errors that mean "out of resources for now" (trio.serve_listeners
+# retries the same ones after the same pause), not a broken listener.
+_ACCEPT_RETRY = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+_ACCEPT_RETRY_DELAY = 0.1
+
+
+class ServerHost(Host, Protocol):
+    """What the server side needs beyond :class:`Host`: the load, for admission."""
+
+    @property
+    def slots_in_use(self) -> int: ...
+    def take_slot(self, conn: Connection) -> None: ...
+
+
+async def open_listeners(host: str, port: int) -> list[trio.SocketListener]:
+    try:
+        return await trio.open_tcp_listeners(port, host=host)
+    except OSError as exc:
+        raise Error(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                    ErrorKind.IO) from exc
+
+
+async def accept_loop(listener: trio.SocketListener, nursery: trio.Nursery,
+                      ssl_context: ssl.SSLContext | None,
+                      serve_stream: Callable[[trio.abc.Stream], Awaitable[None]]) -> None:
+    """trio.serve_listeners' accept loop, without the aclose_forcefully it
+    wraps around every handler (a cancel scope and a checkpoint: ~7% of a
+    handshake): a connection always closes its own stream."""
+    async with listener:
+        while True:
+            try:
+                stream: trio.abc.Stream = await listener.accept()
+            except OSError as exc:
+                if exc.errno not in _ACCEPT_RETRY:
+                    raise
+                log.error("accept failed: %s; retrying in %ss",
+                          os.strerror(exc.errno or 0), _ACCEPT_RETRY_DELAY)
+                await trio.sleep(_ACCEPT_RETRY_DELAY)
+                continue
+            if ssl_context is not None:
+                stream = trio.SSLStream(stream, ssl_context, server_side=True,
+                                        https_compatible=True)
+            nursery.start_soon(serve_stream, stream)
+
+
+async def serve(conn: Connection, host: ServerHost, stream: trio.abc.Stream) -> None:
+    """Run an accepted connection to its end. Never raises."""
+    transport = conn.attach(stream)
+    try:
+        with conn.scope:
+            if await _handshake(conn, host, transport):
+                await conn.run_open()
+        if conn.scope.cancelled_caught and conn.opened_at is None and not conn.lost_why:
+            conn.log.info("connection %d: handshake from %s timed out after %ss",
+                          conn.id, transport.peer(), conn.settings.handshake_timeout)
+    except Exception:
+        conn.log.exception("connection %d: internal error in wskit", conn.id)
+    finally:
+        await conn.end()
+
+
+async def _handshake(conn: Connection, host: ServerHost, transport: Transport) -> bool:
+    settings = conn.settings
+    hs = ServerHandshake(max_header_size=settings.max_header_size)
+    if settings.handshake_timeout is not None:
+        # The connection's own scope carries the deadline (a scope less per
+        # connection); serve() says so when it expires.
+        conn.scope.deadline = trio.current_time() + settings.handshake_timeout
+    try:
+        if isinstance(transport.stream, trio.SSLStream):
+            await transport.stream.do_handshake()
+        # The first read right away: the request usually came with the
+        # connection, and accepting it was a checkpoint already.
+        request = hs.receive_data(await transport.read(yield_first=False))
+        while request is None:
+            request = hs.receive_data(await transport.read())
+    except Error as err:
+        # A peer that leaves without a request (a TCP health check, a port
+        # probe) is routine: DEBUG. A malformed request is INFO.
+        level = logging.DEBUG if err.status is None else logging.INFO
+        conn.log.log(level, "connection %d: no valid request from %s: %s",
+                     conn.id, transport.peer(), err)
+        if err.status is not None:
+            await _respond(conn, transport, error_response(err))
+        return False
+    except SOCKET_ERRORS as exc:
+        conn.log.debug("connection %d: lost during handshake: %s", conn.id, why(exc))
+        return False
+    conn.scope.deadline = math.inf
+
+    refusal = admit(request, settings, in_use=host.slots_in_use, closing=host.closing)
+    if refusal is not None:
+        level = logging.WARNING if refusal.overload else logging.INFO
+        conn.log.log(level, "connection %d: refused %s: %s", conn.id, transport.peer(),
+                     refusal.why)
+        await _respond(conn, transport, refusal.response)
+        return False
+    if request.is_websocket:
+        host.take_slot(conn)  # now, before any await: concurrent handshakes can't overshoot
+
+    assert conn.make_handler is not None
+    try:
+        hooks = conn.set_handler(conn.make_handler())
+    except Exception as exc:
+        conn.log.error("connection %d: the factory raised %s: %s", conn.id,
+                       type(exc).__name__, exc, exc_info=exc)
+        await _respond(conn, transport, Response(500, "internal server error\n"))
+        return False
+    dispatch = conn.dispatch
+    assert dispatch is not None
+
+    response: Response | None = None
+    if hooks.on_request is not None:
+        try:
+            response = await resolve(hooks.on_request(request))
+        except Exception as exc:
+            await dispatch.failed("on_request", exc)
+            await _respond(conn, transport, Response(500, "internal server error\n"))
+            return False
+        if response is not None and not isinstance(response, Response):
+            await dispatch.failed("on_request", TypeError(
+                f"on_request returned {response!r}, not a Response or None"))
+            await _respond(conn, transport, Response(500, "internal server error\n"))
+            return False
+    response = final_answer(request, response)
+    if response.status != 101:
+        await _respond(conn, transport, response)
+        return False
+
+    head, extensions = ServerHandshake.accept(request, response, extensions_for(conn))
+    conn.core = ConnectionCore(client=False, extensions=extensions,
+                               max_message_size=settings.max_message_size,
+                               trailing_data=hs.trailing_data)
+    conn.handshake = make_handshake(conn, transport, request, response, extensions)
+    try:
+        await transport.write_raw(head)
+    except (OSError, *SOCKET_ERRORS):
+        return False
+    return True
+
+
+async def _respond(conn: Connection, transport: Transport, response: Response) -> None:
+    """Answer with a plain HTTP response, then close gracefully."""
+    conn.log.debug("connection %d: HTTP %d", conn.id, response.status)
+    try:
+        with trio.move_on_after(or_inf(conn.settings.close_timeout)):
+            await transport.write_raw(render_response(response))
+    except (OSError, *SOCKET_ERRORS):
+        return
+    await transport.close_gracefully(client=False, grace=conn.settings.close_timeout,
+                                     scope=conn.scope)
