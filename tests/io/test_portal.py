@@ -30,17 +30,19 @@ async def test_hand_offs_keep_order_and_stay_under_the_bound() -> None:
     seen: list[int] = []
     peaks: list[int] = []
 
+    done = trio.Event()
+
     def producer() -> None:
         for i in range(200):
             portal.run_soon(seen.append, i, size=30)
             peaks.append(portal.pending_bytes)
         portal.run_soon(seen.append, -1, size=500)  # larger than the bound: alone
         peaks.append(portal.pending_bytes)
+        portal.run_soon(done.set)
 
     with trio.fail_after(TIMEOUT):
         await trio.to_thread.run_sync(producer)
-        while len(seen) < 201:
-            await trio.sleep(0.001)
+        await done.wait()
     assert seen == [*range(200), -1]
     assert max(peaks[:-1]) <= 100
     assert peaks[-1] == 500  # went through once nothing else was pending
@@ -63,12 +65,7 @@ async def test_a_waiting_thread_is_released_with_an_error_when_the_portal_stops(
 
     thread = threading.Thread(target=producer)
     thread.start()
-    # Block the Trio thread without yielding: the first call cannot run, so
-    # the second hand-off has to wait.
-    deadline = time.monotonic() + TIMEOUT
-    while portal.pending_bytes < 80 and time.monotonic() < deadline:
-        time.sleep(0.001)
-    time.sleep(0.1)
+    _hold_the_trio_thread(portal)
     assert outcome == [] and thread.is_alive()
     portal.stop()
     thread.join(TIMEOUT)
@@ -78,6 +75,15 @@ async def test_a_waiting_thread_is_released_with_an_error_when_the_portal_stops(
     with pytest.raises(wskit.Error, match="not running"):
         portal.run_soon(outcome.append, "late")
     await trio.lowlevel.checkpoint()
+
+
+def _hold_the_trio_thread(portal: Portal) -> None:
+    """Block the Trio thread without yielding (on purpose: the first call
+    cannot run, so the second hand-off has to wait)."""
+    deadline = time.monotonic() + TIMEOUT
+    while portal.pending_bytes < 80 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    time.sleep(0.1)  # time for the second hand-off to reach its wait
 
 
 @pytest.mark.slow
@@ -97,7 +103,7 @@ async def test_a_thread_flooding_a_room_with_a_member_that_never_reads_stays_bou
                         b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                         b"Sec-WebSocket-Version: 13\r\n\r\n")
         with trio.fail_after(TIMEOUT):
-            while not comms.room("flood").clients:
+            while not comms.room("flood").clients:  # noqa: ASYNC110 - a state the server owns
                 await trio.sleep(0.01)
         peaks: list[int] = []
         payload = b"x" * CHUNK
