@@ -15,11 +15,11 @@ from ._core.http import Handshake, Headers, Request, Response
 from ._core.messages import CloseCode, Message
 from ._errors import Error, ErrorKind
 from ._handler import Factory, Handler
-from ._rooms import ClientId, RoomContext, Rooms, RoomService, RoomStats
 from ._router import Router
 from ._sender import Sender, Timeout
 from ._settings import Settings
 from ._websocket import WebSocket
+from .rooms import ClientId, RoomContext, Rooms, RoomService, RoomStats
 
 __version__ = "0.1.0"
 

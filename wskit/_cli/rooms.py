@@ -7,7 +7,7 @@ from typing import Any
 
 from .._errors import Error
 from .._handler import Factory, FactoryLike
-from .._rooms import Rooms
+from ..rooms import Rooms
 from .options import UsageError, non_negative, size
 
 
