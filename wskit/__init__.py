@@ -16,11 +16,11 @@ from ._errors import Error, ErrorKind
 from ._handler import Factory, Handler
 from ._hub.comms import Comms, Everyone, Except, RoomComms
 from ._io.outlet import Timeout
-from ._rooms import ClientId, RoomContext, Rooms, RoomService, RoomStats
 from ._router import Router
 from ._sender import Sender
 from ._settings import Settings
 from ._websocket import WebSocket
+from .rooms import ClientId, RoomContext, Rooms, RoomService, RoomStats
 
 __version__ = "0.1.0"
 

@@ -25,7 +25,8 @@ import trio
 
 from .._errors import Error, ErrorKind
 
-__all__ = ["HOOK_NAMES", "Dispatcher", "Hooks", "default_hook", "hook_name", "resolve"]
+__all__ = ["HOOK_NAMES", "Dispatcher", "Hooks", "class_hooks", "default_hook", "hook_name",
+           "is_async", "resolve"]
 
 HOOK_NAMES = (
     "on_open",
@@ -67,25 +68,27 @@ def hook_name(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__name__", None) or type(fn).__name__
 
 
-_class_cache: dict[type, tuple[tuple[str, ...], bool]] = {}
+_class_cache: dict[tuple[type, tuple[str, ...]], tuple[tuple[str, ...], bool]] = {}
 
 
-def _class_hooks(cls: type) -> tuple[tuple[str, ...], bool]:
-    """(the hooks ``cls`` implements, whether it derives from a hook base).
-    Resolved once per class."""
-    found = _class_cache.get(cls)
+def class_hooks(cls: type, names: tuple[str, ...] = HOOK_NAMES) -> tuple[tuple[str, ...], bool]:
+    """(which of ``names`` ``cls`` implements, whether it derives from a base
+    that marks its defaults). Resolved once per class: the one place that
+    decides which hooks a handler (or a room service) has."""
+    key = (cls, names)
+    found = _class_cache.get(key)
     if found is None:
-        names: list[str] = []
+        have: list[str] = []
         based = False
-        for name in HOOK_NAMES:
+        for name in names:
             attr = getattr(cls, name, None)
             if attr is None:
                 continue
             if getattr(attr, _DEFAULT_MARK, False):
                 based = True
             else:
-                names.append(name)
-        found = _class_cache[cls] = (tuple(names), based)
+                have.append(name)
+        found = _class_cache[key] = (tuple(have), based)
     return found
 
 
@@ -114,7 +117,7 @@ class Hooks:
             names: tuple[str, ...] = ()
             based = False
         else:
-            names, based = _class_hooks(cls)
+            names, based = class_hooks(cls)
             if not based:  # any object: its hooks may live on the instance
                 names = tuple(n for n in HOOK_NAMES if hasattr(handler, n))
         for name in HOOK_NAMES:

@@ -1,0 +1,214 @@
+"""``wskit client URL``: stdin lines out, messages in (interactive or in pipes)."""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+import logging
+import os
+import ssl
+import sys
+
+import trio
+
+from .._core.http import Handshake, Request
+from .._core.messages import CloseCode, Message
+from .._errors import Error
+from .._handler import Handler
+from .._sender import Sender
+from .._websocket import WebSocket
+from .options import UsageError, settings_from
+
+
+class _ClientState:
+    def __init__(self) -> None:
+        self.closed = trio.Event()
+        self.opened = False
+        #: We started the closing handshake (end of input or /close).
+        self.we_closed = False
+        self.code: CloseCode | int = CloseCode.ABNORMAL
+        self.reason = ""
+        #: Set by each message (the client lingers until none comes).
+        self.activity = trio.Event()
+        self.pings: dict[bytes, float] = {}
+        self.pong = trio.Event()
+        self.interactive = sys.stdin.isatty()
+
+
+def _client_factory(args: argparse.Namespace, state: _ClientState) -> type[Handler]:
+    headers = []
+    for header in args.header or ():
+        name, sep, value = header.partition(":")
+        if not sep or not name.strip():
+            raise UsageError(f"--header {header!r}: expected 'Name: value'")
+        headers.append((name.strip(), value.strip()))
+
+    class Client(Handler):
+        def build_request(self, url: str) -> Request:
+            return Request.for_url(url, headers=headers, subprotocols=args.subprotocol or (),
+                                   origin=args.origin)
+
+        def on_open(self, handshake: Handshake) -> None:
+            state.opened = True
+            if state.interactive:
+                chosen = f" (subprotocol {handshake.subprotocol})" if handshake.subprotocol else ""
+                print(f"connected to {args.url}{chosen}; type lines to send, /help for "
+                      "commands", file=sys.stderr, flush=True)
+
+        def on_message(self, msg: Message) -> None:
+            state.activity.set()
+            data = msg.data
+            line = data if isinstance(data, str) else f"[binary {len(data)} bytes] {data.hex()}"
+            try:
+                print(line, flush=True)
+            except OSError:  # stdout went away (a closed pipe): stop politely
+                self.out.close(CloseCode.NORMAL)
+
+        def on_pong(self, data: bytes) -> None:
+            sent = state.pings.pop(data, None)
+            if sent is not None:
+                state.pong.set()
+                if data.startswith(b"wskit-cli"):
+                    return
+                print(f"pong {data.decode('utf-8', 'replace')!r} after "
+                      f"{(trio.current_time() - sent) * 1000:.1f} ms", file=sys.stderr, flush=True)
+
+        def on_error(self, err: Error) -> None:
+            if not state.opened:
+                return  # cmd_client reports a failed connect itself, once
+            print(f"wskit: {err}", file=sys.stderr, flush=True)
+
+        def on_close(self, code: CloseCode | int, reason: str) -> None:
+            state.code, state.reason = code, reason
+            state.closed.set()
+
+    return Client
+
+
+_HELP = """commands:
+  /close [CODE [REASON]]  close the connection (default 1000) and exit
+  /ping [TEXT]            send a ping; the pong's latency is shown
+  //TEXT                  send /TEXT
+  /help                   this help"""
+
+
+class _LineReader:
+    """Lines of a file descriptor (UTF-8), read in a worker thread.
+
+    ``os.read`` holds no Python lock, so a read abandoned when the connection
+    closes first never blocks the interpreter's exit (``sys.stdin.readline``
+    in a daemon thread can).
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._buffer = ""
+        self._lines: list[str] = []
+        self._eof = False
+
+    async def readline(self) -> str | None:
+        """The next line without its end of line; ``None`` at the end of input."""
+        while not self._lines:
+            if self._eof:
+                return None
+            chunk = await trio.to_thread.run_sync(os.read, self._fd, 65536,
+                                                  abandon_on_cancel=True)
+            self._eof = not chunk
+            self._buffer += self._decoder.decode(chunk, final=self._eof)
+            *lines, self._buffer = self._buffer.split("\n")
+            if self._eof and self._buffer:
+                lines.append(self._buffer)
+                self._buffer = ""
+            self._lines.extend(line.removesuffix("\r") for line in lines)
+        return self._lines.pop(0)
+
+
+async def _pump_stdin(out: Sender, state: _ClientState, linger: float) -> None:
+    reader = _LineReader(sys.stdin.fileno())
+    try:
+        while (line := await reader.readline()) is not None:
+            if line.startswith("/") and not line.startswith("//"):
+                command, _, rest = line[1:].partition(" ")
+                if command == "close":
+                    code_text, _, reason = rest.strip().partition(" ")
+                    try:
+                        out.close(int(code_text) if code_text else CloseCode.NORMAL, reason)
+                        state.we_closed = True
+                    except (ValueError, Error) as exc:
+                        print(f"wskit: /close: {exc}", file=sys.stderr, flush=True)
+                        continue
+                    return
+                if command == "ping":
+                    data = rest.encode("utf-8")[:125]
+                    state.pings[data] = trio.current_time()
+                    out.ping(data)
+                elif command == "help":
+                    print(_HELP, file=sys.stderr, flush=True)
+                else:
+                    print(f"wskit: unknown command /{command} (try /help)", file=sys.stderr,
+                          flush=True)
+                continue
+            out.send(line[1:] if line.startswith("//") else line)
+            await out.flush()  # backpressure: don't read stdin faster than we send
+        # End of input: let the answers in flight arrive, then close normally.
+        if linger > 0:
+            # The pong proves the server has read everything we sent; then
+            # wait until no message came for `linger` seconds.
+            token = b"wskit-cli-eof"
+            state.pings[token] = trio.current_time()
+            state.pong = trio.Event()
+            out.ping(token)
+            with trio.move_on_after(max(10 * linger, 5)):
+                await state.pong.wait()
+            while True:
+                state.activity = trio.Event()
+                with trio.move_on_after(linger):
+                    await state.activity.wait()
+                if not state.activity.is_set():
+                    break
+        out.close(CloseCode.NORMAL)
+        state.we_closed = True
+    except Error:
+        return  # the connection closed under us: on_close tells how
+
+
+def cmd_client(args: argparse.Namespace) -> int:
+    """``wskit client URL``: an interactive client, usable in pipes."""
+    settings = settings_from(args)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    ssl_context: ssl.SSLContext | None = None
+    if args.ca_file:
+        try:
+            ssl_context = ssl.create_default_context(cafile=args.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"cannot load --ca-file {args.ca_file!r}: {exc}") from exc
+    if args.linger < 0:
+        raise UsageError(f"--linger must be >= 0, got {args.linger}")
+    state = _ClientState()
+    factory = _client_factory(args, state)
+
+    async def run() -> int:
+        async with WebSocket(factory, settings) as ws:
+            try:
+                out = await ws.connect(args.url, ssl_context=ssl_context)
+            except Error as err:
+                print(f"wskit: {args.url}: {err}", file=sys.stderr, flush=True)
+                return 1
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_pump_stdin, out, state, args.linger)
+                await state.closed.wait()
+                nursery.cancel_scope.cancel()
+        # Success: the closing handshake completed, and either we asked for
+        # it or the server closed normally (1000, or 1001 going away).
+        completed = state.code != CloseCode.ABNORMAL
+        if completed and (state.we_closed or state.code in (CloseCode.NORMAL, CloseCode.AWAY)):
+            if state.interactive:
+                print(f"closed: {int(state.code)} {state.reason}".rstrip(), file=sys.stderr)
+            return 0
+        print(f"wskit: connection closed: {int(state.code)} {state.reason}".rstrip(),
+              file=sys.stderr, flush=True)
+        return 1
+
+    return trio.run(run)

@@ -1,0 +1,145 @@
+"""Settings as command-line options, and the number parsers every command shares.
+
+:class:`UsageError` is how any command reports the user's mistake (exit
+status 2, one line).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from .._errors import Error
+from .._settings import Settings
+
+DEFAULT_PORT = 3012
+
+
+class UsageError(Exception):
+    """A mistake in what the user asked for: exit status 2, one line."""
+
+
+# ----------------------------------------------------------------------
+# Settings as options
+
+
+def _none_or(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        if text.lower() == "none":
+            return None
+        return convert(text)
+
+    parse.__name__ = convert.__name__
+    return parse
+
+
+def size(text: str) -> int:
+    """Bytes, with an optional binary suffix: ``65536``, ``64k``, ``1M``, ``1G``."""
+    units = {"k": 2**10, "m": 2**20, "g": 2**30}
+    text = text.strip().lower().removesuffix("ib").removesuffix("b")
+    factor = units.get(text[-1:], 1)
+    number = text[:-1] if text[-1:] in units else text
+    try:
+        value = int(float(number) * factor)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r} (e.g. 65536, 64k, 1M)") \
+            from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return value
+
+
+def _positive(convert: Callable[[str], Any], what: str, text: str) -> Any:
+    try:
+        value = convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid {what} {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return value
+
+
+def count(text: str) -> int:
+    """A positive integer."""
+    value: int = _positive(int, "number", text)
+    return value
+
+
+def seconds(text: str) -> float:
+    """A positive number of seconds."""
+    value: float = _positive(float, "number of seconds", text)
+    return value
+
+
+#: (flag, Settings field, parser, help) for the valued options.
+_VALUED = (
+    ("--max-connections", "max_connections", _none_or(count),
+     "open connections at once; the next handshake gets 503 (default 10000)"),
+    ("--max-message-size", "max_message_size", _none_or(size),
+     "largest message accepted, e.g. 64k or 16M; bigger ones get close 1009 (default 1M)"),
+    ("--max-send-queue", "max_send_queue", _none_or(size),
+     "bytes queued per connection before send() fails (default 4M)"),
+    ("--handshake-timeout", "handshake_timeout", _none_or(seconds),
+     "seconds for the opening handshake (default 10)"),
+    ("--close-timeout", "close_timeout", _none_or(seconds),
+     "seconds to wait for the closing handshake (default 10)"),
+    ("--ping-interval", "ping_interval", _none_or(seconds),
+     "seconds between keepalive pings; 'none' turns them off (default 20)"),
+    ("--ping-timeout", "ping_timeout", _none_or(seconds),
+     "seconds to wait for a pong before closing (default 20)"),
+)
+
+
+def add_settings(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "settings", "wskit.Settings fields; 'none' turns a limit or timeout off")
+    for flag, field, parse, help_text in _VALUED:
+        group.add_argument(flag, dest=f"setting_{field}", type=parse, metavar="VALUE",
+                           default=argparse.SUPPRESS, help=help_text)
+    group.add_argument("--no-compression", dest="setting_compression", action="store_const",
+                       const=None, default=argparse.SUPPRESS,
+                       help="disable permessage-deflate")
+    group.add_argument("--allowed-origin", dest="setting_allowed_origins", action="append",
+                       metavar="ORIGIN", default=argparse.SUPPRESS,
+                       help="accept only this Origin (repeatable; '' allows no Origin)")
+    group.add_argument("--trust-proxy-headers", dest="setting_trust_proxy_headers",
+                       action="store_const", const=True, default=argparse.SUPPRESS,
+                       help="believe Forwarded / X-Forwarded-For (behind a proxy only)")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    given = {name.removeprefix("setting_"): value for name, value in vars(args).items()
+             if name.startswith("setting_")}
+    try:
+        return Settings(**given)
+    except Error as err:
+        raise UsageError(str(err)) from err
+
+
+def settings_argv(args: argparse.Namespace) -> list[str]:
+    """The settings options given, as arguments again (for ``dev``'s child)."""
+    argv: list[str] = []
+    values = vars(args)
+    for flag, field, _, _ in _VALUED:
+        if f"setting_{field}" in values:
+            value = values[f"setting_{field}"]
+            argv += [flag, "none" if value is None else str(value)]
+    if "setting_compression" in values:
+        argv.append("--no-compression")
+    for origin in values.get("setting_allowed_origins", ()):
+        argv.append(f"--allowed-origin={origin}")
+    if "setting_trust_proxy_headers" in values:
+        argv.append("--trust-proxy-headers")
+    return argv
+
+
+def non_negative(text: str) -> float:
+    """A number of seconds, 0 included."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
