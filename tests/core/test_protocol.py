@@ -97,7 +97,7 @@ def test_closing_handshake_initiated_by_client() -> None:
     assert len(events) == 1
     assert isinstance(events[0], CloseReceived)
     assert (events[0].code, events[0].reason) == (4000, "bye")
-    assert server.state is CoreState.OPEN  # the echo waits for answer_close()
+    assert server.state is CoreState.REMOTE_CLOSING  # the echo waits for answer_close()
     assert server.receive_data(b"anything") == []  # nothing is read after a close
     server.answer_close()
     assert server.state is CoreState.CLOSED
