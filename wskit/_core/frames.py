@@ -5,7 +5,7 @@ relies on private attributes or on overriding internal hooks, so it may
 break on any wsproto release (``setup.cfg`` pins ``wsproto>=1.2,<1.4``, and
 ``tests/test_wsproto_latest.py`` runs the core and conformance suites
 against the newest wsproto). Each use says which public API is missing and
-what it buys. ``tests/core/test_frames.py`` checks that no other module of
+what it buys. ``tests/test_wsproto_fence.py`` checks that no other module of
 ``wskit`` reads a private wsproto attribute.
 
 What is fenced here:
