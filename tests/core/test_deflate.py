@@ -1,4 +1,4 @@
-"""BoundedDeflate: permessage-deflate that cannot be zip-bombed."""
+"""BoundedDeflate: permessage-deflate that cannot be zip-bombed (``_core/deflate.py``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from wskit._core.deflate import BoundedDeflate
 from wskit._core.handshake import ClientHandshake, ServerHandshake, make_extensions
 from wskit._core.protocol import ConnectionCore, Failed
 
-from .test_protocol import frame
+from ._wire import frame, pair
 
 
 def negotiated(limit: int | None, **kwargs: object) -> tuple[ConnectionCore, ConnectionCore, str]:
@@ -93,3 +93,20 @@ def test_garbage_compressed_payload_is_1007() -> None:
 def test_bounded_deflate_is_used() -> None:
     assert isinstance(make_extensions("deflate")[0], BoundedDeflate)
     assert make_extensions(None) == []
+
+
+def test_deflate_round_trip() -> None:
+    client, server = pair(deflate=True)
+    payload = "x" * 10_000
+    client.send(payload)
+    wire = client.take_output()
+    assert len(wire) < 200  # really compressed
+    assert server.receive_data(wire) == [payload]
+
+
+def test_compressed_message_limit_counts_inflated_bytes() -> None:
+    client, server = pair(limit=1000, deflate=True)
+    client.send("z" * 5000)  # compresses to a few bytes
+    events = server.receive_data(client.take_output())
+    assert isinstance(events[0], Failed)
+    assert events[0].code == CloseCode.SIZE
