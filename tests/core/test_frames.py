@@ -8,6 +8,7 @@ import struct
 import pytest
 
 from wskit import CloseCode, ErrorKind
+from wskit._core.frames import LATE_REGISTERED, _SmallMasker
 from wskit._core.protocol import CloseReceived, CoreState, Failed, encode_frame
 
 from ._wire import frame, pair
@@ -112,3 +113,35 @@ def test_encode_frame_matches_wsproto(data: str | bytes) -> None:
     assert server.shares_frames
     server.send(data)
     assert encode_frame(data) == server.take_output()
+
+
+def test_small_masker_unmasks_in_pieces() -> None:
+    # A small frame read in pieces of every size: the key carries over.
+    _, server = pair()
+    payload = bytes(range(256)) * 4
+    wire = frame(0x2, payload)
+    for step in (1, 3, 5, 1000):
+        _, server = pair()
+        events = []
+        for at in range(0, len(wire), step):
+            events += server.receive_data(wire[at:at + step])
+        assert events == [payload], step
+    assert _SmallMasker(b"abcd").process(b"") == b""
+
+
+def test_close_without_a_code_is_answered_with_an_empty_close() -> None:
+    _, server = pair()
+    events = server.receive_data(frame(0x8, b""))
+    assert isinstance(events[0], CloseReceived)
+    assert events[0].code == CloseCode.STATUS  # 1005: reported, never sent
+    server.answer_close()
+    assert server.take_output() == b"\x88\x00"
+
+
+def test_late_registered_code_with_bad_utf8_reason_is_1007() -> None:
+    _, server = pair()
+    events = server.receive_data(frame(0x8, struct.pack("!H", 1014) + b"\xff"))
+    assert isinstance(events[0], Failed)
+    assert events[0].code == CloseCode.INVALID
+    assert events[0].error.kind is ErrorKind.ENCODING
+    assert sorted(LATE_REGISTERED) == [1014]

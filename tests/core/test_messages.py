@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wskit import Error, ErrorKind, Message
+from wskit import CloseCode, Error, ErrorKind, Message
+from wskit._core.messages import close_code
 
 
 def test_message_semantics() -> None:
@@ -32,3 +33,22 @@ def test_message_semantics() -> None:
     assert not_payload.value.kind is ErrorKind.USAGE
     assert "str (text) or bytes (binary), not int" in str(not_payload.value)
     assert "binary" in repr(binary)
+
+
+def test_message_conversions_and_comparisons() -> None:
+    with pytest.raises(Error) as info:
+        Message.binary("text")  # type: ignore[arg-type]
+    assert info.value.kind is ErrorKind.USAGE
+    assert bytes(Message("é")) == "é".encode()
+    text = Message("é" * 10)
+    assert len(text) == len(text) == 20  # computed once, then cached
+    assert Message("3") != 3
+    assert (Message("x") == 3) is False
+    assert Message(b"\xc3\xa9").as_text() == "é"
+    assert repr(Message("x" * 100)).endswith("... (100 bytes))")
+
+
+def test_close_code_members_and_others() -> None:
+    assert close_code(1000) is CloseCode.NORMAL
+    assert close_code(4000) == 4000
+    assert not isinstance(close_code(4000), CloseCode)

@@ -6,6 +6,7 @@ import pytest
 
 from wskit import CloseCode, Error, ErrorKind, Message
 from wskit._core.protocol import (
+    _TRANSITIONS,
     CloseReceived,
     ConnectionCore,
     CoreState,
@@ -13,6 +14,7 @@ from wskit._core.protocol import (
     Lost,
     Ping,
     Pong,
+    encode_frame,
 )
 
 from ._wire import frame, pair
@@ -164,3 +166,126 @@ def test_shared_frames_only_for_plain_server_connections() -> None:
     assert not client.shares_frames  # client frames are masked
     _, server = pair(deflate=True)
     assert not server.shares_frames  # compressed per connection
+
+
+def test_overlong_close_reason_is_refused() -> None:
+    client, _ = pair()
+    with pytest.raises(Error) as info:
+        client.close(1000, "é" * 62)  # 124 UTF-8 bytes
+    assert info.value.kind is ErrorKind.USAGE
+    assert client.close(1000, "é" * 61)  # 122 bytes: fine
+
+
+def test_no_pong_after_our_close() -> None:
+    # Section 5.5.2 obliges a pong only while we may still send.
+    client, server = pair()
+    server.ping(b"late")
+    ping = server.take_output()
+    client.close()
+    client.take_output()
+    events = client.receive_data(ping)
+    assert isinstance(events[0], Ping)
+    assert not client.has_output
+
+
+def test_fragmented_binary_message_is_joined_as_bytes() -> None:
+    _, server = pair()
+    events = server.receive_data(frame(0x2, b"ab", fin=False) + frame(0x0, b"cd"))
+    assert events == [b"abcd"]
+    assert isinstance(events[0], Message) and events[0].is_binary
+
+
+def test_bad_frame_after_our_close_fails_at_once() -> None:
+    # We sent our close already: no second close frame is owed.
+    _, server = pair()
+    server.close(1000)
+    server.take_output()
+    events = server.receive_data(frame(0x3, b"bad"))
+    assert isinstance(events[0], Failed)
+    assert server.state is CoreState.FAILED
+    server.answer_close()
+    assert not server.has_output
+
+
+def test_answer_close_without_anything_owed_does_nothing() -> None:
+    client, _ = pair()
+    client.answer_close()
+    assert client.state is CoreState.OPEN
+    assert not client.has_output
+
+
+def test_every_state_names_its_moves() -> None:
+    # The table is complete, and the final states have no way out.
+    assert set(_TRANSITIONS) == set(CoreState)
+    assert _TRANSITIONS[CoreState.CLOSED] == _TRANSITIONS[CoreState.FAILED] == frozenset()
+    reachable = {CoreState.OPEN}
+    for state in list(CoreState):
+        reachable |= _TRANSITIONS[state]
+    assert reachable == set(CoreState)
+
+
+def test_an_illegal_move_names_the_current_state() -> None:
+    client, _ = pair()
+    client.receive_data(None)
+    with pytest.raises(Error) as info:
+        client._move(CoreState.OPEN)
+    assert info.value.kind is ErrorKind.INTERNAL
+    assert "from closed to open" in str(info.value)
+    assert client.state is CoreState.CLOSED
+
+
+def test_send_frame_queues_a_shared_frame_until_our_close() -> None:
+    client, server = pair()
+    shared = encode_frame("to all")
+    assert server.send_frame(shared) == len(shared)
+    assert client.receive_data(server.take_output()) == ["to all"]
+    server.close()
+    with pytest.raises(Error) as info:
+        server.send_frame(shared)
+    assert info.value.kind is ErrorKind.QUEUE
+    assert "local closing" in str(info.value)
+
+
+def test_unsolicited_pong_and_control_frames_after_close() -> None:
+    client, server = pair()
+    assert client.pong(b"beat") == 2 + 4 + 4  # header, mask, payload
+    events = server.receive_data(client.take_output())
+    assert isinstance(events[0], Pong)
+    assert events[0].data == b"beat"
+    client.close()
+    for control in (client.ping, client.pong):
+        with pytest.raises(Error) as info:
+            control(b"")
+        assert info.value.kind is ErrorKind.QUEUE
+
+
+def test_take_buffers_hands_over_the_queue() -> None:
+    _, server = pair()
+    assert server.take_buffers() == []
+    assert server.take_output() == b""
+    assert not server.has_output
+    server.send(b"payload")
+    assert server.has_output
+    buffers = server.take_buffers()
+    assert b"".join(buffers) == encode_frame(b"payload")
+    assert buffers[-1] == b"payload"  # the payload is not copied onto its header
+    assert server.output_size == 0
+    assert server.take_buffers() == []
+
+
+def test_sending_works_until_the_owed_close_is_answered() -> None:
+    client, server = pair()
+    client.close(1001)
+    server.receive_data(client.take_output())
+    assert server.state is CoreState.REMOTE_CLOSING
+    server.send_frame(encode_frame("bye"))
+    server.ping(b"p")
+    assert server.receive_data(b"ignored") == []
+    assert not server.close(1000)  # answers the owed close instead
+    assert server.state is CoreState.CLOSED
+    wire = server.take_output()
+    assert wire.startswith(encode_frame("bye"))  # sent, though the closing client drops it
+    events = client.receive_data(wire)
+    assert isinstance(events[0], Ping)
+    assert isinstance(events[1], CloseReceived)
+    assert events[1].code == 1001

@@ -237,7 +237,7 @@ class ConnectionCore:
                     append(Ping(bytes(frame.payload)))  # type: ignore[arg-type]
                 elif opcode is Opcode.PONG:
                     append(Pong(bytes(frame.payload)))  # type: ignore[arg-type]
-                elif opcode is Opcode.CLOSE:
+                else:  # Opcode.CLOSE: wsproto refuses every other opcode (5.2)
                     code, reason = cast("tuple[int, str]", frame.payload)
                     append(self._on_close(code, reason))
                     break
