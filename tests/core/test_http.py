@@ -55,3 +55,39 @@ def test_remote_addr_honours_proxy_headers_only_when_trusted() -> None:
     assert trusted.remote_addr() == "203.0.113.9"
     fwd = Request("GET", "/", Headers({"Forwarded": 'for="[2001:db8::1]:4711";proto=http'}))
     assert dataclasses.replace(trusted, request=fwd).remote_addr() == "2001:db8::1"
+
+
+def test_headers_equality_hash_and_repr() -> None:
+    one = Headers([("A", "1")])
+    assert one == Headers({"a": "1"})
+    assert one != Headers({"a": "2"})
+    assert one.__eq__({"A": "1"}) is NotImplemented
+    assert hash(one) == hash(Headers([("A", "1")]))
+    assert repr(one) == "Headers([('A', '1')])"
+
+
+def test_unknown_status_has_an_empty_reason_and_rejections_are_responses() -> None:
+    assert Response(599).reason == ""
+    rejection = Request.for_url("ws://h").reject(403, "no", {"X-Why": "policy"})
+    assert (rejection.status, rejection.body, rejection.headers["x-why"]) == \
+        (403, b"no", "policy")
+    assert not Request.for_url("ws://h").is_websocket
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, "10.0.0.1"),  # trusted, but no proxy header: the TCP peer
+        ({"Forwarded": "proto=https;for=192.0.2.7"}, "192.0.2.7"),
+        ({"Forwarded": "for=;by=x, for=198.51.100.1:8080"}, "198.51.100.1"),
+        ({"Forwarded": "for=2001:db8::2"}, "2001:db8::2"),
+        ({"Forwarded": "for=_hidden"}, "_hidden"),
+        ({"Forwarded": "for=unknown:99"}, "unknown"),
+        ({"Forwarded": "for=a:b:c"}, "a:b:c"),
+    ],
+)
+def test_forwarded_for_forms(headers: dict[str, str], expected: str) -> None:
+    request = Request("GET", "/", Headers(headers))
+    shake = Handshake(request, Response(101), ("10.0.0.1", 5), None, None, (),
+                      trust_proxy_headers=True)
+    assert shake.remote_addr() == expected

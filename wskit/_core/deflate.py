@@ -72,7 +72,10 @@ class BoundedDeflate(DeflateState):
             ["permessage-deflate"] + [k if v is None else f"{k}={v}" for k, v in params.items()]
         )
         accepted = super().accept(normalized)
-        if not isinstance(accepted, str):
+        # Defensive: wsproto declines only window bits outside 8-15, which
+        # parse_offer() already refused; kept so a stricter wsproto cannot
+        # leave us half-configured.
+        if not isinstance(accepted, str):  # pragma: no cover
             # Declined: forget what parsing this offer set on us.
             (self.client_no_context_takeover, self.server_no_context_takeover,
              self.client_max_window_bits, self.server_max_window_bits) = saved

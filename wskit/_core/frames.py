@@ -152,7 +152,7 @@ class DeflateState(PerMessageDeflate):
     zlib objects and its per-message flags, which it has no public API for.
     """
 
-    def forget_agreement(self) -> None:
+    def forget_agreement(self) -> None:  # pragma: no cover (its caller is defensive)
         """Undo what a declined ``accept()`` set: not negotiated after all.
 
         Private: ``_enabled`` is set by wsproto's ``accept()`` and has no
