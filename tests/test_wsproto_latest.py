@@ -42,10 +42,10 @@ def test_core_and_conformance_pass_with_the_newest_wsproto(
     made = _run([sys.executable, "-m", "venv", str(venv)], timeout=60)
     assert made.returncode == 0, made.stderr
     python = str(venv / "bin" / "python")
-    # Not editable, so the venv holds its own copy of wskit.
+    # Editable: a plain install would build in the source tree (build/).
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PIP_"))}
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    installed = _run([python, "-m", "pip", "install", "-q", str(ROOT), *_TOOLS],
+    installed = _run([python, "-m", "pip", "install", "-q", "-e", str(ROOT), *_TOOLS],
                      timeout=240, env=env, cwd=tmp_path)
     assert installed.returncode == 0, installed.stdout + installed.stderr
     upgraded = _run([python, "-m", "pip", "install", "-q", "-U", "--pre", "wsproto"],
@@ -56,13 +56,13 @@ def test_core_and_conformance_pass_with_the_newest_wsproto(
     with capsys.disabled():
         print(f"\n[wsproto_latest] testing against wsproto {version} "
               f"(setup in {time.monotonic() - started:.0f} s)")
-    # Run from the source tree (its setup.cfg and conftests), importing the
-    # wskit installed in the venv: PYTHONSAFEPATH keeps the tree off sys.path.
+    # Run from the source tree (its setup.cfg and conftests), with the
+    # venv's interpreter and packages.
     result = _run(
         [python, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
          "-m", "not slow", "--deselect", "tests/conformance/test_fuzz.py",
          "tests/core", "tests/conformance"],
-        timeout=300, cwd=ROOT, env={**env, "PYTHONSAFEPATH": "1"},
+        timeout=300, cwd=ROOT, env=env,
     )
     tail = "\n".join(result.stdout.splitlines()[-15:])
     with capsys.disabled():
