@@ -161,3 +161,108 @@ def test_overlong_target_gets_414() -> None:
     with pytest.raises(Error) as info:
         ServerHandshake(max_header_size=65536).receive_data(wire)
     assert info.value.status == 414
+
+
+def test_render_response_keeps_given_length_and_connection() -> None:
+    wire = render_response(Response(200, "ok", {"Content-Length": "2", "Connection": "keep"}))
+    assert wire.count(b"Content-Length") == 1
+    assert b"Connection: keep\r\n" in wire
+    assert b"Connection: close" not in wire
+
+
+def test_eof_before_any_request_is_an_io_error() -> None:
+    with pytest.raises(Error) as info:
+        ServerHandshake(max_header_size=1024).receive_data(b"")
+    assert info.value.kind is ErrorKind.IO
+    assert info.value.status is None
+
+
+def test_whole_oversized_head_in_one_read_gets_431() -> None:
+    # h11 checks its limit only while a head is incomplete.
+    with pytest.raises(Error) as info:
+        ServerHandshake(max_header_size=len(RAW) - 10).receive_data(RAW)
+    assert info.value.status == 431
+    assert info.value.kind is ErrorKind.CAPACITY
+
+
+def test_request_body_is_read_and_bounded() -> None:
+    post = b"POST /form HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"
+    request = ServerHandshake(max_header_size=1024).receive_data(post)
+    assert request is not None
+    assert (request.method, request.path, request.is_websocket) == ("POST", "/form", False)
+    big = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2000\r\n\r\n" + b"x" * 2000
+    with pytest.raises(Error) as info:
+        ServerHandshake(max_header_size=1024).receive_data(big)
+    assert info.value.status == 413
+
+
+def test_no_extension_when_no_offer_is_acceptable() -> None:
+    request = Request.for_url("ws://h/", headers={"Sec-WebSocket-Extensions": "x-unknown"})
+    client = ClientHandshake(request, host="h", extensions=[], max_header_size=16384)
+    got = ServerHandshake(max_header_size=16384).receive_data(client.initiate())
+    assert got is not None
+    assert got.is_websocket
+    head, enabled = ServerHandshake.accept(got, got.accept(), make_extensions("deflate"))
+    assert enabled == []
+    assert b"Sec-WebSocket-Extensions" not in head
+
+
+def test_a_given_host_header_is_not_doubled() -> None:
+    request = Request.for_url("ws://h/", headers={"Host": "proxy.example"})
+    wire = ClientHandshake(request, host="h", extensions=[], max_header_size=16384).initiate()
+    assert wire.lower().count(b"host:") == 1
+    assert b"Host: proxy.example\r\n" in wire
+
+
+def answer(client: ClientHandshake, server_request: Request, *extra: tuple[str, str],
+           drop: str = "") -> bytes:
+    """The server's 101 for ``server_request``, with extra headers or one dropped."""
+    head, _ = ServerHandshake.accept(server_request, server_request.accept(), [])
+    lines = [line for line in head.split(b"\r\n") if not drop or not line.startswith(drop.encode())]
+    extra_lines = [f"{name}: {value}".encode() for name, value in extra]
+    return b"\r\n".join(lines[:-2] + extra_lines + [b"", b""])
+
+
+@pytest.mark.parametrize(
+    ("extra", "drop", "why"),
+    [
+        ((), "Upgrade", "lacks 'Upgrade: websocket'"),
+        ((), "Connection", "lacks 'Connection: Upgrade'"),
+        ((("Sec-WebSocket-Protocol", "v9"),), "", "did not offer"),
+        ((("Sec-WebSocket-Extensions", "permessage-deflate"),), "", "extension we did not"),
+    ],
+)
+def test_client_refuses_an_invalid_101(extra: tuple[tuple[str, str], ...], drop: str,
+                                       why: str) -> None:
+    client, _, request = handshake_pair(deflate=False)
+    with pytest.raises(Error) as info:
+        client.receive_data(answer(client, request, *extra, drop=drop))
+    assert info.value.kind is ErrorKind.PROTOCOL
+    assert why in str(info.value)
+
+
+def test_client_skips_interim_answers_and_bounds_a_rejection_body() -> None:
+    client, _, request = handshake_pair(deflate=False)
+    assert client.receive_data(b"HTTP/1.1 100 Continue\r\n\r\n") is None
+    assert client.receive_data(answer(client, request)) is not None
+    client, _, _ = handshake_pair(deflate=False)
+    rejection = render_response(Response(500, "e" * 20000))
+    assert client.receive_data(rejection[:18000]) is None  # the kept body is full here
+    with pytest.raises(Error) as info:
+        client.receive_data(rejection[18000:])
+    assert info.value.status == 500
+    assert "e" * 200 in str(info.value)
+    assert "e" * 201 not in str(info.value)  # at most 200 characters are shown
+
+
+def test_client_handshake_failures_before_an_answer() -> None:
+    client, _, _ = handshake_pair(deflate=False)
+    with pytest.raises(Error) as info:
+        client.receive_data(b"NOT HTTP\r\n\r\n")
+    assert info.value.kind is ErrorKind.PROTOCOL
+    client, _, _ = handshake_pair(deflate=False)
+    with pytest.raises(Error) as info:
+        client.receive_data(b"")
+    # h11 reports a server that left before answering as a protocol error.
+    assert info.value.kind is ErrorKind.PROTOCOL
+    assert "ConnectionClosed" in str(info.value)

@@ -1,14 +1,12 @@
-"""ConnectionCore driven as an in-memory client/server pair."""
+"""ConnectionCore driven as an in-memory client/server pair (``_core/protocol.py``)."""
 
 from __future__ import annotations
-
-import struct
 
 import pytest
 
 from wskit import CloseCode, Error, ErrorKind, Message
-from wskit._core.deflate import BoundedDeflate
 from wskit._core.protocol import (
+    _TRANSITIONS,
     CloseReceived,
     ConnectionCore,
     CoreState,
@@ -19,18 +17,7 @@ from wskit._core.protocol import (
     encode_frame,
 )
 
-
-def pair(limit: int | None = 2**20, deflate: bool = False) -> tuple[ConnectionCore, ConnectionCore]:
-    def exts(client: bool) -> list[BoundedDeflate]:
-        if not deflate:
-            return []
-        ext = BoundedDeflate(client=client, max_message_size=limit)
-        ext.finalize("permessage-deflate")
-        return [ext]
-
-    client = ConnectionCore(client=True, extensions=exts(True), max_message_size=limit)
-    server = ConnectionCore(client=False, extensions=exts(False), max_message_size=limit)
-    return client, server
+from ._wire import frame, pair
 
 
 def test_messages_round_trip_both_ways() -> None:
@@ -42,32 +29,6 @@ def test_messages_round_trip_both_ways() -> None:
     events = client.receive_data(server.take_output())
     assert events == [Message("back")]
     assert events[0].is_text
-
-
-def test_deflate_round_trip() -> None:
-    client, server = pair(deflate=True)
-    payload = "x" * 10_000
-    client.send(payload)
-    wire = client.take_output()
-    assert len(wire) < 200  # really compressed
-    assert server.receive_data(wire) == [payload]
-
-
-def test_byte_at_a_time_parsing() -> None:
-    client, server = pair()
-    client.send("split across many reads")
-    events = []
-    for byte in client.take_output():
-        events += server.receive_data(bytes([byte]))
-    assert events == ["split across many reads"]
-
-
-def test_fragmented_message_is_joined() -> None:
-    client, server = pair()
-    proto = client._proto
-    wire = proto.send_data("frag", fin=False) + proto.send_data("ment", fin=False)
-    wire += proto.send_data("ed", fin=True)
-    assert server.receive_data(bytes(wire)) == ["fragmented"]
 
 
 def test_ping_is_answered_by_the_core() -> None:
@@ -97,7 +58,7 @@ def test_closing_handshake_initiated_by_client() -> None:
     assert len(events) == 1
     assert isinstance(events[0], CloseReceived)
     assert (events[0].code, events[0].reason) == (4000, "bye")
-    assert server.state is CoreState.OPEN  # the echo waits for answer_close()
+    assert server.state is CoreState.REMOTE_CLOSING  # the echo waits for answer_close()
     assert server.receive_data(b"anything") == []  # nothing is read after a close
     server.answer_close()
     assert server.state is CoreState.CLOSED
@@ -137,95 +98,6 @@ def test_end_of_stream_without_close_is_lost() -> None:
     assert len(events) == 1
     assert isinstance(events[0], Lost)
     assert server.state is CoreState.CLOSED
-
-
-def frame(opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0,
-          mask: bytes = b"\x01\x02\x03\x04") -> bytes:
-    """A masked client frame built by hand."""
-    head = bytes([(0x80 if fin else 0) | rsv | opcode])
-    n = len(payload)
-    if n < 126:
-        head += bytes([0x80 | n])
-    elif n < 65536:
-        head += bytes([0x80 | 126]) + struct.pack("!H", n)
-    else:
-        head += bytes([0x80 | 127]) + struct.pack("!Q", n)
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return head + mask + masked
-
-
-@pytest.mark.parametrize(
-    ("wire", "code", "kind"),
-    [
-        (frame(0x3, b"x"), CloseCode.PROTOCOL, ErrorKind.PROTOCOL),  # reserved opcode
-        (frame(0x1, b"x", rsv=0x40), CloseCode.PROTOCOL, ErrorKind.PROTOCOL),  # RSV1, no ext
-        (frame(0x9, b"x", fin=False), CloseCode.PROTOCOL, ErrorKind.PROTOCOL),  # fragmented ping
-        (frame(0x1, b"\xff\xfe"), CloseCode.INVALID, ErrorKind.ENCODING),  # bad UTF-8
-        (frame(0x0, b"x"), CloseCode.PROTOCOL, ErrorKind.PROTOCOL),  # continuation first
-        (frame(0x8, b"\x03\xe8" + b"\xff"), CloseCode.INVALID, ErrorKind.ENCODING),
-    ],
-)
-def test_protocol_violations_fail_the_connection(wire: bytes, code: CloseCode,
-                                                 kind: ErrorKind) -> None:
-    _, server = pair()
-    events = server.receive_data(wire)
-    assert len(events) == 1
-    failed = events[0]
-    assert isinstance(failed, Failed)
-    assert failed.code == code
-    assert failed.error.kind is kind
-    server.answer_close()
-    assert server.state is CoreState.FAILED
-    out = server.take_output()
-    # Our close frame carries the code (server frames are unmasked).
-    assert out[0] == 0x88
-    assert struct.unpack("!H", out[2:4])[0] == code
-    assert server.receive_data(b"more") == []
-
-
-def test_unmasked_client_frame_is_a_protocol_error() -> None:
-    _, server = pair()
-    events = server.receive_data(b"\x81\x01x")
-    assert isinstance(events[0], Failed)
-    assert events[0].code == CloseCode.PROTOCOL
-
-
-def test_oversized_message_refused_from_its_header() -> None:
-    _, server = pair(limit=1000)
-    # Only the header of a 1 MB frame: refused before any payload arrives.
-    head = bytes([0x82, 0x80 | 127]) + struct.pack("!Q", 1_000_000) + b"\x00\x00\x00\x00"
-    events = server.receive_data(head)
-    assert isinstance(events[0], Failed)
-    assert events[0].code == CloseCode.SIZE
-    assert events[0].error.kind is ErrorKind.CAPACITY
-    assert "1000 bytes" in str(events[0].error)
-
-
-def test_oversized_fragmented_message_refused() -> None:
-    _, server = pair(limit=100)
-    wire = frame(0x2, b"a" * 60, fin=False) + frame(0x0, b"b" * 60)
-    events = server.receive_data(wire)
-    assert isinstance(events[-1], Failed)
-    assert events[-1].code == CloseCode.SIZE
-
-
-def test_message_at_the_limit_is_accepted() -> None:
-    _, server = pair(limit=100)
-    assert server.receive_data(frame(0x2, b"a" * 100)) == [b"a" * 100]
-
-
-def test_compressed_message_limit_counts_inflated_bytes() -> None:
-    client, server = pair(limit=1000, deflate=True)
-    client.send("z" * 5000)  # compresses to a few bytes
-    events = server.receive_data(client.take_output())
-    assert isinstance(events[0], Failed)
-    assert events[0].code == CloseCode.SIZE
-
-
-def test_no_limit() -> None:
-    client, server = pair(limit=None)
-    client.send(b"x" * 3_000_000)
-    assert server.receive_data(client.take_output()) == [b"x" * 3_000_000]
 
 
 def test_output_size_tracks_queue() -> None:
@@ -289,26 +161,131 @@ def test_close_while_an_answer_is_owed_sends_the_owed_answer() -> None:
     assert echo[0].code == 4000
 
 
-@pytest.mark.parametrize("code", [1012, 1013, 1014])
-def test_iana_registered_codes_are_accepted_and_sendable(code: int) -> None:
-    client, server = pair()
-    assert client.close(code, "r")
-    events = server.receive_data(client.take_output())
-    assert isinstance(events[0], CloseReceived)
-    assert events[0].code == code
-
-
-@pytest.mark.parametrize("data", ["", "é" * 10, "x" * 125, "y" * 126, b"z" * 65535,
-                                  b"w" * 65536, b"v" * 70000])
-def test_encode_frame_matches_wsproto(data: str | bytes) -> None:
-    _, server = pair(limit=None)
-    assert server.shares_frames
-    server.send(data)
-    assert encode_frame(data) == server.take_output()
-
-
 def test_shared_frames_only_for_plain_server_connections() -> None:
     client, _ = pair()
     assert not client.shares_frames  # client frames are masked
     _, server = pair(deflate=True)
     assert not server.shares_frames  # compressed per connection
+
+
+def test_overlong_close_reason_is_refused() -> None:
+    client, _ = pair()
+    with pytest.raises(Error) as info:
+        client.close(1000, "é" * 62)  # 124 UTF-8 bytes
+    assert info.value.kind is ErrorKind.USAGE
+    assert client.close(1000, "é" * 61)  # 122 bytes: fine
+
+
+def test_no_pong_after_our_close() -> None:
+    # Section 5.5.2 obliges a pong only while we may still send.
+    client, server = pair()
+    server.ping(b"late")
+    ping = server.take_output()
+    client.close()
+    client.take_output()
+    events = client.receive_data(ping)
+    assert isinstance(events[0], Ping)
+    assert not client.has_output
+
+
+def test_fragmented_binary_message_is_joined_as_bytes() -> None:
+    _, server = pair()
+    events = server.receive_data(frame(0x2, b"ab", fin=False) + frame(0x0, b"cd"))
+    assert events == [b"abcd"]
+    assert isinstance(events[0], Message) and events[0].is_binary
+
+
+def test_bad_frame_after_our_close_fails_at_once() -> None:
+    # We sent our close already: no second close frame is owed.
+    _, server = pair()
+    server.close(1000)
+    server.take_output()
+    events = server.receive_data(frame(0x3, b"bad"))
+    assert isinstance(events[0], Failed)
+    assert server.state is CoreState.FAILED
+    server.answer_close()
+    assert not server.has_output
+
+
+def test_answer_close_without_anything_owed_does_nothing() -> None:
+    client, _ = pair()
+    client.answer_close()
+    assert client.state is CoreState.OPEN
+    assert not client.has_output
+
+
+def test_every_state_names_its_moves() -> None:
+    # The table is complete, and the final states have no way out.
+    assert set(_TRANSITIONS) == set(CoreState)
+    assert _TRANSITIONS[CoreState.CLOSED] == _TRANSITIONS[CoreState.FAILED] == frozenset()
+    reachable = {CoreState.OPEN}
+    for state in list(CoreState):
+        reachable |= _TRANSITIONS[state]
+    assert reachable == set(CoreState)
+
+
+def test_an_illegal_move_names_the_current_state() -> None:
+    client, _ = pair()
+    client.receive_data(None)
+    with pytest.raises(Error) as info:
+        client._move(CoreState.OPEN)
+    assert info.value.kind is ErrorKind.INTERNAL
+    assert "from closed to open" in str(info.value)
+    assert client.state is CoreState.CLOSED
+
+
+def test_send_frame_queues_a_shared_frame_until_our_close() -> None:
+    client, server = pair()
+    shared = encode_frame("to all")
+    assert server.send_frame(shared) == len(shared)
+    assert client.receive_data(server.take_output()) == ["to all"]
+    server.close()
+    with pytest.raises(Error) as info:
+        server.send_frame(shared)
+    assert info.value.kind is ErrorKind.QUEUE
+    assert "local closing" in str(info.value)
+
+
+def test_unsolicited_pong_and_control_frames_after_close() -> None:
+    client, server = pair()
+    assert client.pong(b"beat") == 2 + 4 + 4  # header, mask, payload
+    events = server.receive_data(client.take_output())
+    assert isinstance(events[0], Pong)
+    assert events[0].data == b"beat"
+    client.close()
+    for control in (client.ping, client.pong):
+        with pytest.raises(Error) as info:
+            control(b"")
+        assert info.value.kind is ErrorKind.QUEUE
+
+
+def test_take_buffers_hands_over_the_queue() -> None:
+    _, server = pair()
+    assert server.take_buffers() == []
+    assert server.take_output() == b""
+    assert not server.has_output
+    server.send(b"payload")
+    assert server.has_output
+    buffers = server.take_buffers()
+    assert b"".join(buffers) == encode_frame(b"payload")
+    assert buffers[-1] == b"payload"  # the payload is not copied onto its header
+    assert server.output_size == 0
+    assert server.take_buffers() == []
+
+
+def test_sending_works_until_the_owed_close_is_answered() -> None:
+    client, server = pair()
+    client.close(1001)
+    server.receive_data(client.take_output())
+    assert server.state is CoreState.REMOTE_CLOSING
+    server.send_frame(encode_frame("bye"))
+    server.ping(b"p")
+    assert server.receive_data(b"ignored") == []
+    assert not server.close(1000)  # answers the owed close instead
+    assert server.state is CoreState.CLOSED
+    wire = server.take_output()
+    assert wire.startswith(encode_frame("bye"))  # sent, though the closing client drops it
+    events = client.receive_data(wire)
+    assert isinstance(events[0], Ping)
+    assert isinstance(events[1], CloseReceived)
+    assert events[1].code == 1001

@@ -11,14 +11,18 @@ It also lets the local side choose a smaller compression window and drop
 the compression context between messages, the two knobs that bound the
 per-connection memory of zlib (``Settings.deflate_window_bits`` and
 ``Settings.deflate_no_context_takeover``).
+
+wsproto's private state is reached through :class:`.frames.DeflateState`
+only (see that module).
 """
 
 from __future__ import annotations
 
 import zlib
 
-from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
+
+from .frames import DeflateState
 
 __all__ = ["BoundedDeflate", "parse_offer"]
 
@@ -30,7 +34,7 @@ _NO_RSV = RsvBits(False, False, False)
 _MEM_LEVEL = 5
 
 
-class BoundedDeflate(PerMessageDeflate):
+class BoundedDeflate(DeflateState):
     """permessage-deflate that never inflates past ``max_message_size``."""
 
     def __init__(
@@ -57,22 +61,25 @@ class BoundedDeflate(PerMessageDeflate):
 
     def accept(self, offer: str) -> bool | str | None:
         """Accept the first valid offer only; decline invalid ones (RFC 7692 5)."""
-        if self._enabled:
+        if self.enabled():
             return None  # several offers: the first acceptable one is answered
         params = parse_offer(offer)
         if params is None:
             return None
         saved = (self.client_no_context_takeover, self.server_no_context_takeover,
-                 self._client_max_window_bits, self._server_max_window_bits)
+                 self.client_max_window_bits, self.server_max_window_bits)
         normalized = "; ".join(
             ["permessage-deflate"] + [k if v is None else f"{k}={v}" for k, v in params.items()]
         )
         accepted = super().accept(normalized)
-        if not isinstance(accepted, str):
+        # Defensive: wsproto declines only window bits outside 8-15, which
+        # parse_offer() already refused; kept so a stricter wsproto cannot
+        # leave us half-configured.
+        if not isinstance(accepted, str):  # pragma: no cover
             # Declined: forget what parsing this offer set on us.
             (self.client_no_context_takeover, self.server_no_context_takeover,
-             self._client_max_window_bits, self._server_max_window_bits) = saved
-            self._enabled = False
+             self.client_max_window_bits, self.server_max_window_bits) = saved
+            self.forget_agreement()
             return None
         # RFC 7692 7.1.2.1: a server may limit its own window even when the
         # client did not ask, by answering with server_max_window_bits.
@@ -92,11 +99,9 @@ class BoundedDeflate(PerMessageDeflate):
         data: bytes,
         fin: bool,
     ) -> tuple[RsvBits, bytes]:
-        if self._compressor is None and opcode in (Opcode.TEXT, Opcode.BINARY):
+        if opcode in (Opcode.TEXT, Opcode.BINARY):
             bits = self.client_max_window_bits if proto.client else self.server_max_window_bits
-            self._compressor = zlib.compressobj(
-                zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -bits, _MEM_LEVEL
-            )
+            self.start_compressor(bits, _MEM_LEVEL)
         return super().frame_outbound(proto, opcode, rsv, data, fin)
 
     def frame_inbound_header(
@@ -118,7 +123,7 @@ class BoundedDeflate(PerMessageDeflate):
     def frame_inbound_payload_data(
         self, proto: FrameDecoder | FrameProtocol, data: bytes
     ) -> bytes | CloseReason:
-        if self._in_control or not self._inbound_compressed or not self._inbound_is_compressible:
+        if self._in_control or not self.inbound_compressed or not self.inbound_is_compressible:
             return data
         return self._inflate(data)
 
@@ -127,7 +132,7 @@ class BoundedDeflate(PerMessageDeflate):
     ) -> bytes | CloseReason | None:
         if self._in_control:
             return None
-        if not fin or not self._inbound_is_compressible or not self._inbound_compressed:
+        if not fin or not self.inbound_is_compressible or not self.inbound_compressed:
             return super().frame_inbound_complete(proto, fin)
         result = self._inflate(_SYNC_TAIL, tail=True)
         if isinstance(result, CloseReason):
@@ -135,18 +140,18 @@ class BoundedDeflate(PerMessageDeflate):
         no_takeover = (self.server_no_context_takeover if proto.client
                        else self.client_no_context_takeover)
         if no_takeover:
-            self._decompressor = None
-        self._inbound_compressed = None
+            self.inflater = None
+        self.end_inbound_message()
         return result
 
     def _new_inflater(self) -> zlib._Decompress:
         bits = self.server_max_window_bits if self._client_side else self.client_max_window_bits
         inflater = zlib.decompressobj(-bits)
-        self._decompressor = inflater
+        self.inflater = inflater
         return inflater
 
     def _inflate(self, data: bytes, *, tail: bool = False) -> bytes | CloseReason:
-        inflater = self._decompressor or self._new_inflater()
+        inflater = self.inflater or self._new_inflater()
         if inflater.eof:
             # The previous data ended with a final deflate block (BFINAL=1):
             # zlib is done with that stream, so the next one starts afresh,

@@ -123,7 +123,9 @@ class ServerHandshake:
                     status=exc.error_status_hint,
                 ) from exc
             if event is h11.NEED_DATA:
-                if not data:
+                # Defensive: once fed the end of stream, h11 raises (mid-request)
+                # or answers ConnectionClosed (idle), never NEED_DATA.
+                if not data:  # pragma: no cover
                     raise Error("peer closed the connection during the handshake", ErrorKind.IO)
                 return None
             if isinstance(event, h11.Request):
@@ -267,7 +269,8 @@ class ClientHandshake:
             except h11.RemoteProtocolError as exc:
                 raise Error(f"malformed HTTP response: {exc}", ErrorKind.PROTOCOL) from exc
             if event is h11.NEED_DATA:
-                if not data:
+                # Defensive, as on the server: h11 raises at the end of stream.
+                if not data:  # pragma: no cover
                     self._fail_closed()
                 return None
             if isinstance(event, h11.InformationalResponse):
@@ -279,12 +282,14 @@ class ClientHandshake:
             elif isinstance(event, h11.Data):
                 if len(self._body) < self._max_body:
                     self._body += event.data[: self._max_body - len(self._body)]
-            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+            else:  # EndOfMessage or ConnectionClosed (h11 pauses only after those)
                 self._fail_closed()
 
     def _fail_closed(self) -> None:
         resp = self._response
-        if resp is None:
+        # Defensive: h11 gives EndOfMessage or ConnectionClosed only after a
+        # Response, and raises at an early end of stream.
+        if resp is None:  # pragma: no cover
             raise Error("server closed the connection before answering the handshake",
                         ErrorKind.IO)
         body = bytes(self._body).decode("utf-8", "replace").strip()

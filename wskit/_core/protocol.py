@@ -11,12 +11,11 @@ itself; the I/O layer only has to write :meth:`take_output` out, and call
 :meth:`answer_close` when it reaches a ``CloseReceived`` or ``Failed``
 event (so replies to the messages before it are sent first).
 
-States (RFC 6455 section 7)::
+The states and their transitions are the table ``_TRANSITIONS`` below; the
+core changes state only through ``_move()``, which refuses any other move.
 
-    OPEN --close()--> LOCAL_CLOSING --peer's close--> CLOSED
-    OPEN --peer's close, answer_close() (echo)-----> CLOSED
-    OPEN --protocol error / too big, answer_close()> FAILED
-    any  --end of stream without close-------------> CLOSED (Lost, 1006)
+This module drives wsproto through :class:`.frames.FrameLayer`; it touches
+no wsproto internals itself.
 
 This module must not import trio (``tests/test_layers.py`` checks).
 """
@@ -29,17 +28,10 @@ from collections.abc import Callable
 from typing import cast
 
 from wsproto.extensions import Extension
-from wsproto.frame_protocol import (
-    CloseReason,
-    Frame,
-    FrameDecoder,
-    FrameProtocol,
-    Opcode,
-    ParseFailed,
-    XorMaskerSimple,
-)
+from wsproto.frame_protocol import Opcode, ParseFailed
 
 from .._errors import Error, ErrorKind
+from .frames import LATE_REGISTERED, FrameLayer
 from .messages import CloseCode, Message, close_code
 
 __all__ = [
@@ -57,16 +49,50 @@ __all__ = [
 
 
 class CoreState(enum.Enum):
-    """Where the connection is in its life (RFC 6455 section 7)."""
+    """Where the connection is in its life (RFC 6455 section 7.1)."""
 
+    #: Messages flow both ways (section 4.1, "_The WebSocket Connection is
+    #: Established_").
     OPEN = "open"
     #: We sent a close frame and wait for the peer's (section 7.1.2).
     LOCAL_CLOSING = "local closing"
+    #: The peer sent a close frame; our answer is owed, sent by
+    #: ``answer_close()`` once the messages read before it were handled:
+    #: until then we may still send (section 5.5.1), but read nothing more.
+    REMOTE_CLOSING = "remote closing"
+    #: The peer broke the protocol or a limit: our close frame is owed
+    #: (section 7.1.7), sent by ``answer_close()``; sending still works
+    #: until then, reading does not.
+    FAILING = "failing"
     #: The closing handshake completed, or the stream ended.
     CLOSED = "closed"
     #: We failed the connection (section 7.1.7): our close frame is queued
     #: and the TCP stream should be closed without waiting for an answer.
     FAILED = "failed"
+
+
+# Theory of operation: the moves the core can make, and nothing else.
+#
+#   OPEN --close()----------------------> LOCAL_CLOSING --peer's close--> CLOSED
+#                                                       --bad frame-----> FAILED
+#   OPEN --peer's close-----------------> REMOTE_CLOSING --answer_close()--> CLOSED
+#   OPEN --bad frame / too big----------> FAILING --answer_close()--------> FAILED
+#   OPEN, LOCAL_CLOSING --end of stream without close (Lost, 1006)-------> CLOSED
+#
+# REMOTE_CLOSING and FAILING read nothing more (section 5.5.1: nothing after
+# a close frame; 7.1.7: nothing after a failure); data may still be sent in
+# them, so replies to messages read before the close go out first.
+_TRANSITIONS: dict[CoreState, frozenset[CoreState]] = {
+    CoreState.OPEN: frozenset({CoreState.LOCAL_CLOSING, CoreState.REMOTE_CLOSING,
+                               CoreState.FAILING, CoreState.CLOSED}),
+    CoreState.LOCAL_CLOSING: frozenset({CoreState.CLOSED, CoreState.FAILED}),
+    CoreState.REMOTE_CLOSING: frozenset({CoreState.CLOSED}),
+    CoreState.FAILING: frozenset({CoreState.FAILED}),
+    CoreState.CLOSED: frozenset(),
+    CoreState.FAILED: frozenset(),
+}
+# Where frames may still be queued: before our close frame is.
+_SENDING = frozenset({CoreState.OPEN, CoreState.REMOTE_CLOSING, CoreState.FAILING})
 
 
 class Ping:
@@ -116,99 +142,11 @@ _ERROR_KINDS = {
 }
 
 
-# Registered in IANA's WebSocket close code registry (RFC 6455 section 11.7)
-# after wsproto's table was written: 1014 "Bad Gateway". wsproto refuses it
-# as an "unknown reserved code"; browsers and websockets accept it.
-_LATE_REGISTERED = frozenset({1014})
-
-
-# Below this payload size one big-integer XOR unmasks faster than wsproto's
-# four strided translate() calls (3x at 64 bytes, even at 2 KiB); above it
-# wsproto's way is faster (measured: 1.1 GB/s against 0.5 GB/s at 64 KiB).
-_SMALL_FRAME = 2048
-
-
-class _SmallMasker(XorMaskerSimple):
-    """Unmasks (RFC 6455 5.3) a small frame's payload, in any number of pieces."""
-
-    def process(self, data: bytes | bytearray) -> bytearray:
-        size = len(data)
-        if not size:
-            return bytearray()
-        key = bytes(self._masking_key)
-        mask = (key * ((size >> 2) + 1))[:size]
-        value = int.from_bytes(data, "little") ^ int.from_bytes(mask, "little")
-        turn = size & 3
-        if turn:  # the next piece starts mid-key
-            self._masking_key = key[turn:] + key[:turn]
-        # wsproto copies the result into a bytearray or bytes next: a bytes
-        # object here is as good (and a copy less).
-        return value.to_bytes(size, "little")  # type: ignore[return-value]
-
-
-class _FrameDecoder(FrameDecoder):
-    """wsproto's frame parser, refusing an oversized message from its headers.
-
-    Each data frame's header announces its payload length before the payload
-    is read: the running total of an uncompressed message is checked there,
-    so a peer announcing too much is refused with 1009 at once, and nothing
-    is buffered for it. Compressed frames are counted as they inflate, by
-    :class:`~wskit._core.deflate.BoundedDeflate`.
-    """
-
-    def __init__(self, client: bool, extensions: list[Extension], limit: int | None) -> None:
-        super().__init__(client, extensions)
-        self.limit = limit
-        self.message_size = 0
-        self.message_compressed = False
-
-    def parse_header(self) -> bool:
-        if not super().parse_header():
-            return False
-        limit, header = self.limit, self.header
-        if (header is not None and header.payload_len <= _SMALL_FRAME
-                and isinstance(self.masker, XorMaskerSimple)):
-            self.masker = _SmallMasker(self.masker._masking_key)
-        if limit is not None and header is not None and not header.opcode.iscontrol():
-            if header.opcode is not Opcode.CONTINUATION:
-                self.message_size = 0
-                self.message_compressed = header.rsv.rsv1
-            if not self.message_compressed:
-                self.message_size += header.payload_len
-                if self.message_size > limit:
-                    raise ParseFailed("message too big", CloseReason.MESSAGE_TOO_BIG)
-        return True
-
-
-class _FrameProtocol(FrameProtocol):
-    """wsproto's frame layer with wskit's message limit, and accepting close
-    codes registered since wsproto was written."""
-
-    def __init__(self, client: bool, extensions: list[Extension], limit: int | None) -> None:
-        super().__init__(client, extensions)
-        # Replaced before its first use: the parsing generator reads it lazily.
-        self._frame_decoder = _FrameDecoder(client, self.extensions, limit)
-
-    def _process_close(self, frame: Frame) -> Frame:
-        data = frame.payload
-        if isinstance(data, (bytes, bytearray)) and len(data) >= 2:
-            (code,) = struct.unpack("!H", data[:2])
-            if code in _LATE_REGISTERED:
-                try:
-                    reason = bytes(data[2:]).decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise ParseFailed(f"Error decoding CLOSE reason: {exc}",
-                                      CloseReason.INVALID_FRAME_PAYLOAD_DATA) from exc
-                return Frame(frame.opcode, (code, reason), frame.frame_finished,
-                             frame.message_finished)
-        return super()._process_close(frame)
-
-
 # RFC 6455 section 7.4.1: the codes an endpoint may put in a close frame
 # (1005, 1006 and 1015 are for reporting only); 3000-4999 are for libraries
 # and applications (section 7.4.2).
 _SENDABLE = frozenset(
-    {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, *_LATE_REGISTERED}
+    {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, *LATE_REGISTERED}
 )
 
 
@@ -225,9 +163,11 @@ def check_close(code: int, reason: str) -> None:
 class ConnectionCore:
     """The protocol state of one open connection (client or server side).
 
-    It drives wsproto's frame layer (``FrameProtocol``) directly: wsproto's
-    ``Connection`` on top of it only adds an event object per frame and a
-    state machine that this class keeps itself (see the module docstring).
+    It drives wsproto's frame layer (``FrameProtocol``, through
+    :class:`.frames.FrameLayer`) directly: wsproto's ``Connection`` on top of
+    it only adds an event object per frame and a state machine that this
+    class keeps itself (:class:`CoreState`, moved by ``_move()`` only).
+    Read :attr:`state` freely; never assign it.
     """
 
     def __init__(
@@ -238,18 +178,19 @@ class ConnectionCore:
         max_message_size: int | None,
         trailing_data: bytes = b"",
     ) -> None:
-        self._proto = _FrameProtocol(client, list(extensions), max_message_size)
+        self._proto = FrameLayer(client, list(extensions), max_message_size)
         # Server side without extensions: frames need no mask and no deflate.
         self._plain = not client and not self._proto.extensions
         self._limit = max_message_size
+        #: Where the connection is; changed by ``_move()`` only.
         self.state = CoreState.OPEN
         self._out: list[bytes | bytearray] = []
         #: Bytes queued in the output and not yet taken by :meth:`take_output`.
         self.output_size = 0
         self._parts: list[str | bytes | bytearray] = []
-        # The close frame we owe the peer, and the state once it is sent: see
-        # answer_close().
-        self._owed: tuple[int | None, str, CoreState] | None = None
+        # The code and reason of the close frame owed in REMOTE_CLOSING or
+        # FAILING (None: an empty close frame), sent by answer_close().
+        self._answer: tuple[int | None, str] = (None, "")
         # Frames that arrived with the handshake are parsed first.
         if trailing_data:
             self._proto.receive_bytes(trailing_data)
@@ -258,11 +199,12 @@ class ConnectionCore:
 
     def receive_data(self, data: bytes | bytearray | None) -> list[CoreEvent]:
         """Feed what the socket read; ``None`` or ``b""`` means end of stream."""
-        if self.state in (CoreState.CLOSED, CoreState.FAILED) or self._owed is not None:
+        state = self.state
+        if state is not CoreState.OPEN and state is not CoreState.LOCAL_CLOSING:
             return []  # nothing after a close frame is read (section 5.5.1)
         if not data:
             # Section 7.1.5: closed without a close frame: code 1006.
-            self.state = CoreState.CLOSED
+            self._move(CoreState.CLOSED)
             self._parts.clear()
             return [Lost()]
         self._proto.receive_bytes(data)  # type: ignore[arg-type]
@@ -295,7 +237,7 @@ class ConnectionCore:
                     append(Ping(bytes(frame.payload)))  # type: ignore[arg-type]
                 elif opcode is Opcode.PONG:
                     append(Pong(bytes(frame.payload)))  # type: ignore[arg-type]
-                elif opcode is Opcode.CLOSE:
+                else:  # Opcode.CLOSE: wsproto refuses every other opcode (5.2)
                     code, reason = cast("tuple[int, str]", frame.payload)
                     append(self._on_close(code, reason))
                     break
@@ -312,14 +254,15 @@ class ConnectionCore:
     def _on_close(self, code: int, reason: str) -> CoreEvent:
         if self.state is CoreState.LOCAL_CLOSING:
             # The peer answered the close frame we sent.
-            self.state = CoreState.CLOSED
+            self._move(CoreState.CLOSED)
             return CloseReceived(close_code(code), reason)
         # The peer started the closing handshake: we owe it the echo of its
         # code (7.1.2), sent by answer_close() once the messages that came
         # before the close frame have been handled (5.5.1 lets us finish
         # what we were sending). A close without a code (1005) is answered
         # with an empty close frame.
-        self._owed = (None if code == CloseCode.STATUS else code, reason, CoreState.CLOSED)
+        self._answer = (None if code == CloseCode.STATUS else code, reason)
+        self._move(CoreState.REMOTE_CLOSING)
         return CloseReceived(close_code(code), reason)
 
     def _fail(self, exc: ParseFailed) -> CoreEvent:
@@ -330,9 +273,10 @@ class ConnectionCore:
         if code is CloseCode.SIZE and self._limit is not None:
             reason = f"message larger than {self._limit} bytes"
         if self.state is CoreState.OPEN:
-            self._owed = (code, reason, CoreState.FAILED)
+            self._answer = (code, reason)
+            self._move(CoreState.FAILING)
         else:  # we had sent our close already
-            self.state = CoreState.FAILED
+            self._move(CoreState.FAILED)
         kind = _ERROR_KINDS.get(code, ErrorKind.PROTOCOL)
         if code is CloseCode.SIZE:
             what = f"peer sent a {reason}"
@@ -345,22 +289,39 @@ class ConnectionCore:
     def answer_close(self) -> None:
         """Send the close frame owed since :class:`CloseReceived` or :class:`Failed`.
 
-        Until then the connection stays OPEN, so replies to messages that
-        arrived before the close frame still go out.
+        Until then the connection is REMOTE_CLOSING or FAILING, where
+        sending still works, so replies to messages that arrived before the
+        close frame go out first. In any other state this does nothing.
         """
-        owed, self._owed = self._owed, None
-        if owed is None:
+        state = self.state
+        if state is CoreState.REMOTE_CLOSING:
+            final = CoreState.CLOSED
+        elif state is CoreState.FAILING:
+            final = CoreState.FAILED
+        else:
             return
-        code, reason, final = owed
+        code, reason = self._answer
         self._queue(self._proto.close(code, reason if code is not None else None))
-        self.state = final
+        self._move(final)
+
+    def _move(self, new: CoreState) -> None:
+        """The one place the state changes, along ``_TRANSITIONS`` only."""
+        if new not in _TRANSITIONS[self.state]:
+            raise Error(f"connection core cannot go from {self.state.value} to {new.value}",
+                        ErrorKind.INTERNAL)
+        self.state = new
 
     # -- sending -------------------------------------------------------
 
     def send(self, data: str | bytes) -> int:
-        """Queue one message (``str`` text, ``bytes`` binary); returns its bytes."""
-        if self.state is not CoreState.OPEN:
-            raise Error(f"cannot send: connection is {self.state.value}", ErrorKind.QUEUE)
+        """Queue one message (``str`` text, ``bytes`` binary); returns its bytes.
+
+        Raises :class:`Error` (``QUEUE``) once our close frame is queued.
+        """
+        state = self.state
+        if (state is not CoreState.OPEN and state is not CoreState.REMOTE_CLOSING
+                and state is not CoreState.FAILING):
+            raise Error(f"cannot send: connection is {state.value}", ErrorKind.QUEUE)
         if self._plain:
             # A server frame without extensions is a header and the payload
             # as it is: queued as two buffers, written with one writev(), so
@@ -382,8 +343,10 @@ class ConnectionCore:
 
     def send_frame(self, frame: bytes) -> int:
         """Queue a frame encoded once for many connections (a broadcast)."""
-        if self.state is not CoreState.OPEN:
-            raise Error(f"cannot send: connection is {self.state.value}", ErrorKind.QUEUE)
+        state = self.state
+        if (state is not CoreState.OPEN and state is not CoreState.REMOTE_CLOSING
+                and state is not CoreState.FAILING):
+            raise Error(f"cannot send: connection is {state.value}", ErrorKind.QUEUE)
         return self._queue(frame)
 
     def ping(self, data: bytes) -> int:
@@ -393,7 +356,7 @@ class ConnectionCore:
         return self._control(False, data)
 
     def _control(self, ping: bool, data: bytes) -> int:
-        if self.state is not CoreState.OPEN:
+        if self.state not in _SENDING:
             raise Error(f"cannot send a control frame: connection is {self.state.value}",
                         ErrorKind.QUEUE)
         if len(data) > 125:
@@ -403,15 +366,21 @@ class ConnectionCore:
         return self._queue(proto.ping(data) if ping else proto.pong(data))
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> bool:
-        """Start the closing handshake; ``False`` if it already started."""
-        if self.state is not CoreState.OPEN:
+        """Start the closing handshake; ``False`` if it already started.
+
+        When the peer closed (or failed) first, its owed answer is sent
+        instead. Raises :class:`Error` (``USAGE``) for a code or reason that
+        may not be sent.
+        """
+        state = self.state
+        if state not in _SENDING:
             return False
         check_close(code, reason)
-        if self._owed is not None:
+        if state is not CoreState.OPEN:
             self.answer_close()  # the peer closed (or failed) first: answer it
             return False
         self._queue(self._proto.close(code, reason))
-        self.state = CoreState.LOCAL_CLOSING
+        self._move(CoreState.LOCAL_CLOSING)
         return True
 
     def _queue(self, frame: bytes | bytearray) -> int:

@@ -1,4 +1,4 @@
-"""Message, Headers, Request, Response, Handshake, Settings: plain values."""
+"""Headers, Request, Response, Handshake: the HTTP values (``_core/http.py``)."""
 
 from __future__ import annotations
 
@@ -6,34 +6,7 @@ import dataclasses
 
 import pytest
 
-from wskit import Error, ErrorKind, Handshake, Headers, Message, Request, Response, Settings
-
-
-def test_message_semantics() -> None:
-    text = Message.text("héllo")
-    assert text == "héllo"
-    assert text.is_text
-    assert not text.is_binary
-    assert len(text) == 6  # UTF-8 bytes
-    assert str(text) == "héllo"
-    assert text.as_bytes() == "héllo".encode()
-    binary = Message.binary(bytearray(b"\x00\x01"))
-    assert binary == b"\x00\x01"
-    assert binary.is_binary
-    assert isinstance(binary.data, bytes)
-    assert Message(memoryview(b"ab")) == Message.binary(b"ab")
-    assert Message("a") != Message(b"a")
-    assert hash(Message("a")) == hash("a")
-    with pytest.raises(AttributeError):
-        text.data = "x"  # type: ignore[misc]
-    with pytest.raises(Error) as wrong_type:
-        Message.text(b"x")  # type: ignore[arg-type]
-    assert wrong_type.value.kind is ErrorKind.USAGE
-    with pytest.raises(Error) as not_payload:
-        Message(3)  # type: ignore[arg-type]
-    assert not_payload.value.kind is ErrorKind.USAGE
-    assert "str (text) or bytes (binary), not int" in str(not_payload.value)
-    assert "binary" in repr(binary)
+from wskit import Error, Handshake, Headers, Request, Response
 
 
 def test_headers_are_case_insensitive_and_multi_valued() -> None:
@@ -84,22 +57,37 @@ def test_remote_addr_honours_proxy_headers_only_when_trusted() -> None:
     assert dataclasses.replace(trusted, request=fwd).remote_addr() == "2001:db8::1"
 
 
-def test_settings_defaults_and_validation() -> None:
-    settings = Settings()
-    assert settings.max_message_size == 2**20
-    assert settings.max_connections is not None
-    assert settings.max_connections >= 1000
-    assert settings.compression == "deflate"
-    assert 5 <= (settings.handshake_timeout or 0) <= 15
-    assert 10 <= (settings.ping_interval or 0) <= 30
-    assert Settings(max_message_size=None, ping_interval=None).ping_interval is None
-    with pytest.raises(Error):
-        Settings(max_message_size=0)
-    with pytest.raises(Error):
-        Settings(compression="gzip")  # type: ignore[arg-type]
-    with pytest.raises(Error):
-        Settings(allowed_origins="https://a")
-    with pytest.raises(TypeError):
-        Settings(1)  # type: ignore[misc]
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        settings.max_connections = 1  # type: ignore[misc]
+def test_headers_equality_hash_and_repr() -> None:
+    one = Headers([("A", "1")])
+    assert one == Headers({"a": "1"})
+    assert one != Headers({"a": "2"})
+    assert one.__eq__({"A": "1"}) is NotImplemented
+    assert hash(one) == hash(Headers([("A", "1")]))
+    assert repr(one) == "Headers([('A', '1')])"
+
+
+def test_unknown_status_has_an_empty_reason_and_rejections_are_responses() -> None:
+    assert Response(599).reason == ""
+    rejection = Request.for_url("ws://h").reject(403, "no", {"X-Why": "policy"})
+    assert (rejection.status, rejection.body, rejection.headers["x-why"]) == \
+        (403, b"no", "policy")
+    assert not Request.for_url("ws://h").is_websocket
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, "10.0.0.1"),  # trusted, but no proxy header: the TCP peer
+        ({"Forwarded": "proto=https;for=192.0.2.7"}, "192.0.2.7"),
+        ({"Forwarded": "for=;by=x, for=198.51.100.1:8080"}, "198.51.100.1"),
+        ({"Forwarded": "for=2001:db8::2"}, "2001:db8::2"),
+        ({"Forwarded": "for=_hidden"}, "_hidden"),
+        ({"Forwarded": "for=unknown:99"}, "unknown"),
+        ({"Forwarded": "for=a:b:c"}, "a:b:c"),
+    ],
+)
+def test_forwarded_for_forms(headers: dict[str, str], expected: str) -> None:
+    request = Request("GET", "/", Headers(headers))
+    shake = Handshake(request, Response(101), ("10.0.0.1", 5), None, None, (),
+                      trust_proxy_headers=True)
+    assert shake.remote_addr() == expected

@@ -1,0 +1,147 @@
+"""The frame layer (``_core/frames.py``): parsing, limits from frame headers,
+the small-frame masker, late-registered close codes, and frames encoded once."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from wskit import CloseCode, ErrorKind
+from wskit._core.frames import LATE_REGISTERED, _SmallMasker
+from wskit._core.protocol import CloseReceived, CoreState, Failed, encode_frame
+
+from ._wire import frame, pair
+
+
+def test_byte_at_a_time_parsing() -> None:
+    client, server = pair()
+    client.send("split across many reads")
+    events = []
+    for byte in client.take_output():
+        events += server.receive_data(bytes([byte]))
+    assert events == ["split across many reads"]
+
+
+def test_fragmented_message_is_joined() -> None:
+    client, server = pair()
+    proto = client._proto
+    wire = proto.send_data("frag", fin=False) + proto.send_data("ment", fin=False)
+    wire += proto.send_data("ed", fin=True)
+    assert server.receive_data(bytes(wire)) == ["fragmented"]
+
+
+@pytest.mark.parametrize(
+    ("wire", "code", "kind"),
+    [
+        (frame(0x3, b"x"), CloseCode.PROTOCOL, ErrorKind.PROTOCOL),  # reserved opcode
+        (frame(0x1, b"x", rsv=0x40), CloseCode.PROTOCOL, ErrorKind.PROTOCOL),  # RSV1, no ext
+        (frame(0x9, b"x", fin=False), CloseCode.PROTOCOL, ErrorKind.PROTOCOL),  # fragmented ping
+        (frame(0x1, b"\xff\xfe"), CloseCode.INVALID, ErrorKind.ENCODING),  # bad UTF-8
+        (frame(0x0, b"x"), CloseCode.PROTOCOL, ErrorKind.PROTOCOL),  # continuation first
+        (frame(0x8, b"\x03\xe8" + b"\xff"), CloseCode.INVALID, ErrorKind.ENCODING),
+    ],
+)
+def test_protocol_violations_fail_the_connection(wire: bytes, code: CloseCode,
+                                                 kind: ErrorKind) -> None:
+    _, server = pair()
+    events = server.receive_data(wire)
+    assert len(events) == 1
+    failed = events[0]
+    assert isinstance(failed, Failed)
+    assert failed.code == code
+    assert failed.error.kind is kind
+    server.answer_close()
+    assert server.state is CoreState.FAILED
+    out = server.take_output()
+    # Our close frame carries the code (server frames are unmasked).
+    assert out[0] == 0x88
+    assert struct.unpack("!H", out[2:4])[0] == code
+    assert server.receive_data(b"more") == []
+
+
+def test_unmasked_client_frame_is_a_protocol_error() -> None:
+    _, server = pair()
+    events = server.receive_data(b"\x81\x01x")
+    assert isinstance(events[0], Failed)
+    assert events[0].code == CloseCode.PROTOCOL
+
+
+def test_oversized_message_refused_from_its_header() -> None:
+    _, server = pair(limit=1000)
+    # Only the header of a 1 MB frame: refused before any payload arrives.
+    head = bytes([0x82, 0x80 | 127]) + struct.pack("!Q", 1_000_000) + b"\x00\x00\x00\x00"
+    events = server.receive_data(head)
+    assert isinstance(events[0], Failed)
+    assert events[0].code == CloseCode.SIZE
+    assert events[0].error.kind is ErrorKind.CAPACITY
+    assert "1000 bytes" in str(events[0].error)
+
+
+def test_oversized_fragmented_message_refused() -> None:
+    _, server = pair(limit=100)
+    wire = frame(0x2, b"a" * 60, fin=False) + frame(0x0, b"b" * 60)
+    events = server.receive_data(wire)
+    assert isinstance(events[-1], Failed)
+    assert events[-1].code == CloseCode.SIZE
+
+
+def test_message_at_the_limit_is_accepted() -> None:
+    _, server = pair(limit=100)
+    assert server.receive_data(frame(0x2, b"a" * 100)) == [b"a" * 100]
+
+
+def test_no_limit() -> None:
+    client, server = pair(limit=None)
+    client.send(b"x" * 3_000_000)
+    assert server.receive_data(client.take_output()) == [b"x" * 3_000_000]
+
+
+@pytest.mark.parametrize("code", [1012, 1013, 1014])
+def test_iana_registered_codes_are_accepted_and_sendable(code: int) -> None:
+    client, server = pair()
+    assert client.close(code, "r")
+    events = server.receive_data(client.take_output())
+    assert isinstance(events[0], CloseReceived)
+    assert events[0].code == code
+
+
+@pytest.mark.parametrize("data", ["", "é" * 10, "x" * 125, "y" * 126, b"z" * 65535,
+                                  b"w" * 65536, b"v" * 70000])
+def test_encode_frame_matches_wsproto(data: str | bytes) -> None:
+    _, server = pair(limit=None)
+    assert server.shares_frames
+    server.send(data)
+    assert encode_frame(data) == server.take_output()
+
+
+def test_small_masker_unmasks_in_pieces() -> None:
+    # A small frame read in pieces of every size: the key carries over.
+    _, server = pair()
+    payload = bytes(range(256)) * 4
+    wire = frame(0x2, payload)
+    for step in (1, 3, 5, 1000):
+        _, server = pair()
+        events = []
+        for at in range(0, len(wire), step):
+            events += server.receive_data(wire[at:at + step])
+        assert events == [payload], step
+    assert _SmallMasker(b"abcd").process(b"") == b""
+
+
+def test_close_without_a_code_is_answered_with_an_empty_close() -> None:
+    _, server = pair()
+    events = server.receive_data(frame(0x8, b""))
+    assert isinstance(events[0], CloseReceived)
+    assert events[0].code == CloseCode.STATUS  # 1005: reported, never sent
+    server.answer_close()
+    assert server.take_output() == b"\x88\x00"
+
+
+def test_late_registered_code_with_bad_utf8_reason_is_1007() -> None:
+    _, server = pair()
+    events = server.receive_data(frame(0x8, struct.pack("!H", 1014) + b"\xff"))
+    assert isinstance(events[0], Failed)
+    assert events[0].code == CloseCode.INVALID
+    assert events[0].error.kind is ErrorKind.ENCODING
+    assert sorted(LATE_REGISTERED) == [1014]
