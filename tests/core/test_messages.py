@@ -52,3 +52,22 @@ def test_close_code_members_and_others() -> None:
     assert close_code(1000) is CloseCode.NORMAL
     assert close_code(4000) == 4000
     assert not isinstance(close_code(4000), CloseCode)
+
+
+def test_to_payload_converts_what_send_takes() -> None:
+    from wskit._core.messages import to_payload
+
+    assert to_payload("text") == "text" and to_payload(b"bin") == b"bin"
+    assert to_payload(bytearray(b"ba")) == b"ba" and type(to_payload(bytearray(b"x"))) is bytes
+    assert to_payload(memoryview(b"mv")) == b"mv"
+    assert to_payload(Message.text("m")) == "m" and to_payload(Message.binary(b"m")) == b"m"
+
+    class Text(str):
+        pass
+
+    assert to_payload(Text("sub")) == "sub"
+    for bad in (42, None, ["a"], 1.5):
+        with pytest.raises(Error) as info:
+            to_payload(bad)  # type: ignore[arg-type]
+        assert info.value.kind is ErrorKind.USAGE
+        assert type(bad).__name__ in str(info.value)

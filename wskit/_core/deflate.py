@@ -22,7 +22,7 @@ import zlib
 
 from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
 
-from .frames import DeflateState
+from .frames import DeflateState, Inflater
 
 __all__ = ["BoundedDeflate", "parse_offer"]
 
@@ -144,7 +144,7 @@ class BoundedDeflate(DeflateState):
         self.end_inbound_message()
         return result
 
-    def _new_inflater(self) -> zlib._Decompress:
+    def _new_inflater(self) -> Inflater:
         bits = self.server_max_window_bits if self._client_side else self.client_max_window_bits
         inflater = zlib.decompressobj(-bits)
         self.inflater = inflater

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from typing import TYPE_CHECKING, TypeAlias
 
 from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.frame_protocol import (
@@ -35,7 +36,15 @@ from wsproto.frame_protocol import (
     XorMaskerSimple,
 )
 
-__all__ = ["LATE_REGISTERED", "DeflateState", "FrameLayer"]
+__all__ = ["LATE_REGISTERED", "DeflateState", "FrameLayer", "Inflater"]
+
+#: A zlib decompression object. zlib exports no public name for its type
+#: (typeshed calls it ``zlib._Decompress``); naming it here keeps the
+#: private name in the fenced module.
+if TYPE_CHECKING:
+    Inflater: TypeAlias = zlib._Decompress
+else:
+    Inflater = type(zlib.decompressobj())
 
 # Registered in IANA's WebSocket close code registry (RFC 6455 section 11.7)
 # after wsproto's table was written: 1014 "Bad Gateway". wsproto refuses it
@@ -174,7 +183,7 @@ class DeflateState(PerMessageDeflate):
             )
 
     @property
-    def inflater(self) -> zlib._Decompress | None:
+    def inflater(self) -> Inflater | None:
         """The zlib inflater of the current context (``None`` between contexts).
 
         Private: wsproto's ``_decompressor``; BoundedDeflate inflates with
@@ -183,7 +192,7 @@ class DeflateState(PerMessageDeflate):
         return self._decompressor
 
     @inflater.setter
-    def inflater(self, value: zlib._Decompress | None) -> None:
+    def inflater(self, value: Inflater | None) -> None:
         self._decompressor = value
 
     @property

@@ -25,7 +25,7 @@ from wsproto.utilities import RemoteProtocolError
 
 from .._errors import Error, ErrorKind
 from .deflate import BoundedDeflate
-from .http import Headers, Request, Response
+from .http import Request, Response, headers_from_h11
 
 __all__ = [
     "ClientHandshake",
@@ -88,10 +88,6 @@ def render_response(response: Response, extra: list[tuple[str, str]] | None = No
     return head + response.body if response.status != 101 else head
 
 
-def _headers_from_h11(raw: list[tuple[bytes, bytes]]) -> Headers:
-    return Headers._parsed([(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw])
-
-
 class ServerHandshake:
     """Reads one HTTP request and builds the answer to it."""
 
@@ -146,7 +142,7 @@ class ServerHandshake:
                 self._request = Request(
                     event.method.decode("ascii", "replace"),
                     event.target.decode("ascii", "replace"),
-                    _headers_from_h11(list(event.headers)),
+                    headers_from_h11(list(event.headers)),
                 )
             elif isinstance(event, h11.Data):
                 self._body += event.data
@@ -303,7 +299,7 @@ class ClientHandshake:
         )
 
     def _accepted(self, event: h11.InformationalResponse) -> Response:
-        headers = _headers_from_h11(list(event.headers))
+        headers = headers_from_h11(list(event.headers))
         if not any(t.lower() == "websocket" for t in headers.tokens("Upgrade")):
             raise Error("server's 101 lacks 'Upgrade: websocket'", ErrorKind.PROTOCOL)
         if not any(t.lower() == "upgrade" for t in headers.tokens("Connection")):

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .._errors import Error, ErrorKind
 
-__all__ = ["Handshake", "Headers", "HeadersLike", "Request", "Response"]
+__all__ = ["Handshake", "Headers", "HeadersLike", "Request", "Response", "headers_from_h11"]
 
 HeadersLike = Union["Headers", Mapping[str, str], Iterable[tuple[str, str]]]
 
@@ -280,3 +280,8 @@ def _strip_port(node: str) -> str:
         return node
     except ValueError:
         return node.rpartition(":")[0] if node.count(":") == 1 else node
+
+
+def headers_from_h11(raw: list[tuple[bytes, bytes]]) -> Headers:
+    """Headers parsed by h11, which already refused line breaks in them."""
+    return Headers._parsed([(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw])
