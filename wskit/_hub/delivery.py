@@ -39,10 +39,15 @@ def fan_out(outlets: Iterable[Outlet], data: str | bytes,
     for one recipient: its failure goes to its own ``on_error``."""
     frame: bytes | None = None
     for outlet in list(outlets):
-        if outlet.connection_id in exclude or not outlet.is_open:
+        if not outlet.is_open or (exclude and outlet.connection_id in exclude):
             continue
         try:
-            frame = send_shared(outlet, data, frame)
+            if outlet.shares_frames:  # inline send_shared: the per-recipient path
+                if frame is None:
+                    frame = encode_frame(data)
+                outlet.send_frame(frame)
+            else:
+                outlet.send(data)
         except Error as err:
             outlet.report(err)
 

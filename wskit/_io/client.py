@@ -63,9 +63,10 @@ async def run_client(conn: Connection, url: str, ssl_context: ssl.SSLContext | N
 async def _dial(conn: Connection, url: str, ssl_context: ssl.SSLContext | None) -> None:
     settings = conn.settings
     secure, host, port, host_header = parse_url(url)
-    assert conn.make_handler is not None
+    make, conn.make_handler = conn.make_handler, None
+    assert make is not None
     try:
-        hooks = conn.set_handler(conn.make_handler())
+        hooks = conn.set_handler(make())
     except Exception as exc:
         raise _wrap(conn, "the factory", exc) from exc
     request = Request.for_url(url)

@@ -19,7 +19,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from types import FunctionType, MethodType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import trio
 
@@ -68,15 +68,17 @@ def hook_name(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__name__", None) or type(fn).__name__
 
 
-_class_cache: dict[tuple[type, tuple[str, ...]], tuple[tuple[str, ...], bool]] = {}
+_class_caches: dict[tuple[str, ...], dict[type, tuple[tuple[str, ...], bool]]] = {}
 
 
 def class_hooks(cls: type, names: tuple[str, ...] = HOOK_NAMES) -> tuple[tuple[str, ...], bool]:
     """(which of ``names`` ``cls`` implements, whether it derives from a base
     that marks its defaults). Resolved once per class: the one place that
     decides which hooks a handler (or a room service) has."""
-    key = (cls, names)
-    found = _class_cache.get(key)
+    cache = _class_caches.get(names)
+    if cache is None:
+        cache = _class_caches[names] = {}
+    found = cache.get(cls)
     if found is None:
         have: list[str] = []
         based = False
@@ -88,7 +90,7 @@ def class_hooks(cls: type, names: tuple[str, ...] = HOOK_NAMES) -> tuple[tuple[s
                 based = True
             else:
                 have.append(name)
-        found = _class_cache[key] = (tuple(have), based)
+        found = cache[cls] = (tuple(have), based)
     return found
 
 
@@ -132,21 +134,25 @@ class Hooks:
             self.on_message = handler
 
 
+class Owner(Protocol):
+    """The connection whose hooks are dispatched."""
+
+    id: int
+    log: logging.Logger
+
+    def hook_failed(self) -> None:
+        """React to a hook that raised (the driver closes with 1011); runs
+        after ``on_error``."""
+
+
 class Dispatcher:
-    """One connection's hook calls, one at a time, in order.
+    """One connection's hook calls, one at a time, in order."""
 
-    ``on_failure(name)`` is the owner's reaction to a hook that raised (the
-    driver closes the connection with 1011); it runs after ``on_error``.
-    """
+    __slots__ = ("_lot", "awaiting", "hooks", "owner")
 
-    __slots__ = ("_lot", "awaiting", "connection_id", "hooks", "log", "on_failure")
-
-    def __init__(self, hooks: Hooks, connection_id: int, log: logging.Logger,
-                 on_failure: Callable[[], None]) -> None:
+    def __init__(self, hooks: Hooks, owner: Owner) -> None:
         self.hooks = hooks
-        self.connection_id = connection_id
-        self.log = log
-        self.on_failure = on_failure
+        self.owner = owner
         #: The ``async`` hook being awaited, by name; every other dispatch
         #: waits until it is done. ``None`` when the turn is free.
         self.awaiting: str | None = None
@@ -194,22 +200,22 @@ class Dispatcher:
 
     async def failed(self, name: str, exc: Exception) -> None:
         """A hook raised: log it, tell ``on_error``, then the owner reacts."""
-        self.log.error("connection %d: %s raised %s: %s", self.connection_id, name,
-                       type(exc).__name__, exc, exc_info=exc)
+        self.owner.log.error("connection %d: %s raised %s: %s", self.owner.id, name,
+                             type(exc).__name__, exc, exc_info=exc)
         if name != "on_error":
             await self.error(self.wrap(name, exc), log=False)
-        self.on_failure()
+        self.owner.hook_failed()
 
     def wrap(self, name: str, exc: Exception) -> Error:
         error = Error(f"{name} raised {type(exc).__name__}: {exc}", ErrorKind.CUSTOM,
-                      connection_id=self.connection_id)
+                      connection_id=self.owner.id)
         error.__cause__ = exc
         return error
 
     async def error(self, error: Error, *, log: bool = True) -> None:
         """Hand ``error`` to ``on_error``; if that raises, it is only logged."""
         if log and error.kind is ErrorKind.CUSTOM:
-            self.log.error("connection %d: %s", self.connection_id, error)
+            self.owner.log.error("connection %d: %s", self.owner.id, error)
         on_error = self.hooks.on_error
         if on_error is None:
             return
@@ -227,5 +233,5 @@ class Dispatcher:
             self.log_only(exc, "on_error")
 
     def log_only(self, exc: Exception, name: str) -> None:
-        self.log.error("connection %d: %s raised %s: %s", self.connection_id, name,
-                       type(exc).__name__, exc, exc_info=exc)
+        self.owner.log.error("connection %d: %s raised %s: %s", self.owner.id, name,
+                             type(exc).__name__, exc, exc_info=exc)

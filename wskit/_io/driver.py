@@ -136,20 +136,19 @@ class Connection:
     def attach(self, stream: trio.abc.Stream) -> Transport:
         """Use ``stream`` for this connection."""
         tune_socket(stream, nodelay=self.settings.tcp_nodelay)
-        self.transport = Transport(stream, self.settings.read_size, spawn=self._spawn_writer,
-                                   lost=self.lost, failed=self._write_failed)
+        self.transport = Transport(stream, self.settings.read_size, self)
         return self.transport
 
     def set_handler(self, handler: Any) -> Hooks:
         hooks = Hooks(handler)
-        self.dispatch = Dispatcher(hooks, self.id, self.log, self._hook_failed)
+        self.dispatch = Dispatcher(hooks, self)
         return hooks
 
     def lost(self, why: str) -> None:
         if not self.lost_why:
             self.lost_why = why
 
-    def _write_failed(self, why: str) -> None:
+    def write_failed(self, why: str) -> None:
         self.lost(why)
         self.scope.cancel()
 
@@ -167,9 +166,6 @@ class Connection:
         self._tasks.add(scope)
         self.host.spawn(self._background, scope, fn, args)
         return True
-
-    def _spawn_writer(self, fn: Callable[[], Awaitable[Any]]) -> bool:
-        return self.spawn(fn)
 
     async def _background(self, scope: trio.CancelScope,
                           fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
@@ -338,7 +334,7 @@ class Connection:
             await self.dispatch.call(self.dispatch.hooks.on_shutdown)
         self.close(CloseCode.AWAY, "server shutting down" if not self.client else "going away")
 
-    def _hook_failed(self) -> None:
+    def hook_failed(self) -> None:
         # A hook raised (already logged and given to on_error): 1011.
         if self.phase is Phase.OPEN:
             self.close(CloseCode.ERROR, "handler error")

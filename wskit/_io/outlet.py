@@ -85,17 +85,21 @@ class Outlet:
     """Accepts frames for one connection; see the module docstring."""
 
     __slots__ = ("_close", "_conn", "_early", "_early_bytes", "_thread_pending", "_timers",
-                 "connection_id")
+                 "connection_id", "shares_frames")
 
     def __init__(self, conn: Driven) -> None:
         self._conn = conn
         self.connection_id = conn.id
-        # Before the connection opens: what was sent, a close, timers.
-        self._early: list[str | bytes] = []
+        # Before the connection opens: what was sent, a close, timers (lists
+        # made on first use: most connections never send that early).
+        self._early: list[str | bytes] | None = None
         self._early_bytes = 0
         self._close: tuple[int, str] | None = None
-        self._timers: list[Timeout] = []
+        self._timers: list[Timeout] | None = None
         self._thread_pending = 0
+        #: Whether frames encoded once for many (``encode_frame``) fit this
+        #: connection: a plain server connection, known once it opens.
+        self.shares_frames = False
 
     # -- what the driver tells it ----------------------------------------
 
@@ -104,15 +108,17 @@ class Outlet:
         conn = self._conn
         core, transport = conn.core, conn.transport
         assert core is not None and transport is not None
-        for message in self._early:
-            core.send(message)
-        self._early.clear()
-        self._early_bytes = 0
-        transport.output()
-        for timer in self._timers:  # set by the factory, during the handshake
+        self.shares_frames = core.shares_frames
+        early, self._early = self._early, None
+        if early:
+            for message in early:
+                core.send(message)
+            self._early_bytes = 0
+            transport.output()
+        timers, self._timers = self._timers, None
+        for timer in timers or ():  # set by the factory, during the handshake
             if timer.scope is not None:
                 conn.spawn(conn.run_timer, timer, timer.scope)
-        self._timers.clear()
 
     def opened_hook_done(self) -> None:
         """``on_open`` has run: a close asked for earlier happens now."""
@@ -124,19 +130,14 @@ class Outlet:
             self._close = (code, reason)
 
     def ended(self) -> None:
-        self._timers.clear()
+        self._timers = None
+        self.shares_frames = False
 
     # -- what a Sender asks for ------------------------------------------
 
     @property
     def is_open(self) -> bool:
         return self._conn.phase is Phase.OPEN
-
-    @property
-    def shares_frames(self) -> bool:
-        """Whether frames encoded once for many (``encode_frame``) fit here."""
-        core = self._conn.core
-        return core is not None and core.shares_frames
 
     @property
     def queued_bytes(self) -> int:
@@ -179,6 +180,8 @@ class Outlet:
         elif phase is Phase.CONNECTING:
             if limit is not None and self._early_bytes >= limit:
                 raise self._queue_full(self._early_bytes)
+            if self._early is None:
+                self._early = []
             self._early.append(data)
             self._early_bytes += byte_size(data)
         else:
@@ -188,7 +191,7 @@ class Outlet:
         """A frame encoded once for a broadcast (see ``shares_frames``)."""
         conn = self._conn
         core, transport = conn.core, conn.transport
-        if not self.is_open or core is None or transport is None:
+        if conn.phase is not Phase.OPEN or core is None or transport is None:
             raise self._closed_error(len(frame))
         if core.state is CoreState.OPEN and transport.write_direct(frame):
             return
@@ -243,6 +246,8 @@ class Outlet:
     def start_timer(self, timer: Timeout) -> None:
         if self._conn.phase is Phase.CONNECTING:  # starts when open
             timer.arm()
+            if self._timers is None:
+                self._timers = []
             self._timers.append(timer)
         else:
             self._conn.start_timer(timer)

@@ -133,9 +133,10 @@ async def _handshake(conn: Connection, host: ServerHost, transport: Transport) -
     if request.is_websocket:
         host.take_slot(conn)  # now, before any await: concurrent handshakes can't overshoot
 
-    assert conn.make_handler is not None
+    make, conn.make_handler = conn.make_handler, None  # not kept while idle
+    assert make is not None
     try:
-        hooks = conn.set_handler(conn.make_handler())
+        hooks = conn.set_handler(make())
     except Exception as exc:
         conn.log.error("connection %d: the factory raised %s: %s", conn.id,
                        type(exc).__name__, exc, exc_info=exc)

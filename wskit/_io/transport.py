@@ -25,7 +25,7 @@ import enum
 import math
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import trio
@@ -47,6 +47,24 @@ class FrameSource(Protocol):
     def has_output(self) -> bool: ...
     def take_buffers(self) -> list[Any]: ...
     def take_output(self) -> bytes | bytearray: ...
+
+
+class Owner(Protocol):
+    """The connection a transport serves. One reference instead of three
+    callbacks: a bound method per callback would cost ~64 bytes on each of
+    thousands of idle connections."""
+
+    def spawn(self, fn: Callable[..., Any], *args: Any) -> bool:
+        """Run ``fn`` in the background; False if the connection can't."""
+
+    def lost(self, why: str) -> None:
+        """A read found the stream broken."""
+
+    def write_failed(self, why: str) -> None:
+        """A write failed: the connection must end."""
+
+
+_NOTHING: tuple[Any, ...] = ()  # the empty backlog, shared
 
 
 class WriteState(enum.Enum):
@@ -71,10 +89,10 @@ _WRITE_MOVES: dict[WriteState, frozenset[WriteState]] = {
 class Transport:
     """One connection's stream: reads, writes and closes it.
 
-    ``spawn(fn)`` runs a background task for the connection (the writer)
-    and says whether it could; ``lost(why)`` is told why a read found the
-    stream broken, ``failed(why)`` is called once when a write fails (the
-    connection must end). Tasks that wait for the backlog to shrink
+    ``owner.spawn(fn)`` runs a background task for the connection (the
+    writer) and says whether it could; ``owner.lost(why)`` is told why a read
+    found the stream broken, ``owner.write_failed(why)`` once when a write
+    fails (the connection must end). Tasks that wait for the backlog to shrink
     or the writer to finish park in :meth:`wait` and are woken by
     :meth:`wake` whenever that may have changed.
     """
@@ -83,12 +101,10 @@ class Transport:
         "_backlog",
         "_backlog_size",
         "_base_read",
-        "_failed",
         "_in_flight",
-        "_lost",
         "_lot",
+        "_owner",
         "_read_size",
-        "_spawn",
         "corked",
         "fd",
         "source",
@@ -96,9 +112,7 @@ class Transport:
         "stream",
     )
 
-    def __init__(self, stream: trio.abc.Stream, read_size: int, *,
-                 spawn: Callable[[Callable[[], Any]], bool],
-                 lost: Callable[[str], None], failed: Callable[[str], None]) -> None:
+    def __init__(self, stream: trio.abc.Stream, read_size: int, owner: Owner) -> None:
         self.stream = stream
         #: Plain TCP: the socket's descriptor, read and written directly.
         self.fd: int | None = (stream.socket.fileno()
@@ -108,12 +122,10 @@ class Transport:
         #: Writes wait for the end of the batch being dispatched.
         self.corked = False
         self._base_read = self._read_size = read_size
-        self._backlog: list[Any] = []
+        self._backlog: Sequence[Any] = _NOTHING
         self._backlog_size = 0
         self._in_flight = 0
-        self._spawn = spawn
-        self._lost = lost
-        self._failed = failed
+        self._owner = owner
         # Made on first use: most connections never wait.
         self._lot: trio.lowlevel.ParkingLot | None = None
 
@@ -137,7 +149,7 @@ class Transport:
             try:
                 return bytes(await self.stream.receive_some(size))
             except SOCKET_ERRORS as exc:
-                self._lost(why(exc))
+                self._owner.lost(why(exc))
                 return b""
         # Plain TCP, after one checkpoint. Yielding *before* the read (our
         # reply just went out) lets the other connections run while the peer
@@ -152,7 +164,7 @@ class Transport:
         except BlockingIOError:
             data = None
         except OSError as exc:
-            self._lost(f"read failed: {exc}")
+            self._owner.lost(f"read failed: {exc}")
             return b""
         while data is None:
             try:
@@ -161,7 +173,7 @@ class Transport:
             except BlockingIOError:
                 continue  # a spurious wake-up
             except (OSError, trio.ClosedResourceError) as exc:
-                self._lost(f"read failed: {exc}")
+                self._owner.lost(f"read failed: {exc}")
                 return b""
         # A read that filled the buffer means more is waiting (a large
         # message): read more at once next time, up to 256 KiB, since wsproto
@@ -244,7 +256,7 @@ class Transport:
             data = data[sent:]
         await self.stream.send_all(data)
 
-    def _writev(self, fd: int, buffers: list[Any], size: int) -> None:
+    def _writev(self, fd: int, buffers: Sequence[Any], size: int) -> None:
         """Write ``buffers`` (``size`` bytes) with one system call; keep what
         the kernel did not take as the backlog (memoryviews: no copy)."""
         try:
@@ -262,7 +274,7 @@ class Transport:
             return
         if sent == size:
             if self._backlog:
-                self._backlog, self._backlog_size = [], 0
+                self._backlog, self._backlog_size = _NOTHING, 0
             return
         rest: list[Any] = []
         size = 0
@@ -278,7 +290,7 @@ class Transport:
         self._backlog, self._backlog_size = rest, size
 
     def _start_writer(self) -> None:
-        if self.state is WriteState.IDLE and self._spawn(self._writer):
+        if self.state is WriteState.IDLE and self._owner.spawn(self._writer):
             self._move(WriteState.WRITING)
 
     async def _writer(self) -> None:
@@ -316,7 +328,7 @@ class Transport:
         if self.state is WriteState.FAILED or self.state is WriteState.CLOSED:
             return
         self._move(WriteState.FAILED)
-        self._failed(f"write failed: {why(exc)}")
+        self._owner.write_failed(f"write failed: {why(exc)}")
 
     async def drain(self) -> None:
         """The last frames out: write what is queued and wait for a writer
