@@ -39,14 +39,14 @@ def fan_out(outlets: Iterable[Outlet], data: str | bytes,
     for one recipient: its failure goes to its own ``on_error``."""
     frame: bytes | None = None
     for outlet in list(outlets):
-        if not outlet.is_open or (exclude and outlet.connection_id in exclude):
+        if exclude and outlet.connection_id in exclude:
             continue
         try:
-            if outlet.shares_frames:  # inline send_shared: the per-recipient path
+            if outlet.shares_frames:  # open, plain: the per-recipient fast path
                 if frame is None:
                     frame = encode_frame(data)
                 outlet.send_frame(frame)
-            else:
+            elif outlet.is_open:
                 outlet.send(data)
         except Error as err:
             outlet.report(err)

@@ -128,6 +128,8 @@ class Connection:
         if to not in MOVES[self.phase]:
             raise Error(f"connection {self.id}: cannot go from {self.phase.name} to "
                         f"{to.name}", ErrorKind.INTERNAL, connection_id=self.id)
+        if self.phase is Phase.OPEN:
+            self.outlet.shares_frames = False  # open no longer: no shared frames
         self.phase = to
 
     # ------------------------------------------------------------------
@@ -367,8 +369,9 @@ class Connection:
             self.close(CloseCode.ERROR, "keepalive ping timeout")
             # The close frame leaves at once on plain TCP; a TLS (or test)
             # stream gets a moment to send it, then we hang up.
-            with trio.move_on_after(1):
-                await transport.drain()
+            if transport.flush():
+                with trio.move_on_after(1):
+                    await transport.drain()
             self.scope.cancel()
             return
 
@@ -378,8 +381,9 @@ class Connection:
         assert transport is not None
         self.move(Phase.FINISHING)
         self.host.release_slot(self)
-        with trio.move_on_after(or_inf(self.settings.close_timeout)):
-            await transport.drain()
+        if transport.flush():
+            with trio.move_on_after(or_inf(self.settings.close_timeout)):
+                await transport.drain()
         if not self.lost_why:  # a lost connection is handled by end()
             await transport.close_gracefully(client=self.client,
                                               grace=self.settings.close_timeout,

@@ -97,8 +97,10 @@ class Outlet:
         self._close: tuple[int, str] | None = None
         self._timers: list[Timeout] | None = None
         self._thread_pending = 0
-        #: Whether frames encoded once for many (``encode_frame``) fit this
-        #: connection: a plain server connection, known once it opens.
+        #: Whether a frame encoded once for many (``encode_frame``) may be
+        #: sent here now: an open plain server connection. Set when the
+        #: connection opens, cleared when it leaves OPEN (``Connection.move``):
+        #: the broadcast loop reads one attribute per recipient.
         self.shares_frames = False
 
     # -- what the driver tells it ----------------------------------------
@@ -131,7 +133,6 @@ class Outlet:
 
     def ended(self) -> None:
         self._timers = None
-        self.shares_frames = False
 
     # -- what a Sender asks for ------------------------------------------
 
@@ -191,7 +192,7 @@ class Outlet:
         """A frame encoded once for a broadcast (see ``shares_frames``)."""
         conn = self._conn
         core, transport = conn.core, conn.transport
-        if conn.phase is not Phase.OPEN or core is None or transport is None:
+        if not self.shares_frames or core is None or transport is None:
             raise self._closed_error(len(frame))
         if core.state is CoreState.OPEN and transport.write_direct(frame):
             return

@@ -330,12 +330,18 @@ class Transport:
         self._move(WriteState.FAILED)
         self._owner.write_failed(f"write failed: {why(exc)}")
 
-    async def drain(self) -> None:
-        """The last frames out: write what is queued and wait for a writer
-        under way to finish (bound the wait with a cancel scope)."""
+    def flush(self) -> bool:
+        """Write what is queued now; True if a writer is still under way
+        (then :meth:`drain` waits for it)."""
         if not self.writable:
-            return
+            return False
         self.write_now()
+        return self.state is WriteState.WRITING
+
+    async def drain(self) -> None:
+        """Wait for a writer under way to finish (bound it with a cancel
+        scope). Call :meth:`flush` first: most closes need no wait, and no
+        scope (a cancel scope per close costs ~4% of a handshake)."""
         while self.state is WriteState.WRITING:
             await self.wait()
 
