@@ -289,10 +289,12 @@ class Connection:
             transport.output()  # the core queued the pong
             await dispatch.call(hooks.on_ping, event.data)
         elif isinstance(event, CloseReceived):
+            self.outlet.shares_frames = False  # our close answer goes next
             core.answer_close()
             self.close_code, self.close_reason = event.code, event.reason
             self.log.debug("connection %d: close %s %r", self.id, event.code, event.reason)
         elif isinstance(event, Failed):
+            self.outlet.shares_frames = False
             core.answer_close()
             self.close_code, self.close_reason = event.code, event.reason
             if self.phase is Phase.OPEN:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import trio
 
-from .._core.protocol import ConnectionCore, CoreState
+from .._core.protocol import ConnectionCore
 from .._errors import Error, ErrorKind
 from .._settings import Settings
 from .phase import Phase
@@ -98,8 +98,9 @@ class Outlet:
         self._timers: list[Timeout] | None = None
         self._thread_pending = 0
         #: Whether a frame encoded once for many (``encode_frame``) may be
-        #: sent here now: an open plain server connection. Set when the
-        #: connection opens, cleared when it leaves OPEN (``Connection.move``):
+        #: sent here now: an open plain server connection whose close frame
+        #: is not due. Set when the connection opens; cleared when it leaves
+        #: OPEN (``Connection.move``) and before the driver answers a close:
         #: the broadcast loop reads one attribute per recipient.
         self.shares_frames = False
 
@@ -194,7 +195,7 @@ class Outlet:
         core, transport = conn.core, conn.transport
         if not self.shares_frames or core is None or transport is None:
             raise self._closed_error(len(frame))
-        if core.state is CoreState.OPEN and transport.write_direct(frame):
+        if transport.write_direct(frame):
             return
         limit = conn.settings.max_send_queue
         if limit is not None:
