@@ -61,7 +61,13 @@ class WebSocket:
         self._portal = Portal(self.settings.max_thread_queue)
         self.hub = Hub(self._portal, spawn=self.spawn, connect=self._connect_soon,
                        shutdown=self.shutdown, closing=lambda: self._closing)
-        self._registry = self.hub.registry
+        self._registry = registry = self.hub.registry
+        # What a connection asks of its host (``_io.driver.Host``), straight
+        # to the registry: a handshake makes five of these calls.
+        self.take_slot = registry.take_slot
+        self.release_slot = registry.release_slot
+        self.opened = registry.opened
+        self.ended = registry.ended
         self._comms = Comms(self.hub)
         self._listener_scopes: list[trio.CancelScope] = []
         self._nursery: trio.Nursery | None = None
@@ -215,18 +221,6 @@ class WebSocket:
     @property
     def slots_in_use(self) -> int:
         return self._registry.slots_in_use
-
-    def take_slot(self, conn: Connection) -> None:
-        self._registry.take_slot(conn)
-
-    def release_slot(self, conn: Connection) -> None:
-        self._registry.release_slot(conn)
-
-    def opened(self, conn: Connection) -> None:
-        self._registry.opened(conn)
-
-    def ended(self, conn: Connection) -> None:
-        self._registry.ended(conn)
 
     def connection_lost(self, handler: Any) -> None:
         lost = self.factory.connection_lost

@@ -45,7 +45,7 @@ from .._errors import Error, ErrorKind
 from .._settings import Settings
 from .dispatch import Dispatcher, Hooks, hook_name, is_async
 from .outlet import Outlet, Timeout
-from .phase import LIVE, MOVES, Phase
+from .phase import Phase, can_move
 from .transport import Transport, or_inf, tune_socket
 
 __all__ = ["Connection", "Host", "extensions_for", "make_handshake"]
@@ -125,7 +125,7 @@ class Connection:
 
     def move(self, to: Phase) -> None:
         """The one place the phase changes; an illegal move is a wskit bug."""
-        if to not in MOVES[self.phase]:
+        if not can_move(self.phase, to):
             raise Error(f"connection {self.id}: cannot go from {self.phase.name} to "
                         f"{to.name}", ErrorKind.INTERNAL, connection_id=self.id)
         if self.phase is Phase.OPEN:
@@ -160,7 +160,8 @@ class Connection:
     def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> bool:
         """Run ``fn(*args)`` in the background until it returns or this
         connection ends; False (and nothing runs) unless the connection is live."""
-        if self.phase not in LIVE:
+        phase = self.phase
+        if phase is not Phase.OPEN and phase is not Phase.CLOSING and phase is not Phase.FINISHING:
             return False
         scope = trio.CancelScope()
         if self._tasks is None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["LIVE", "MOVES", "Phase"]
+__all__ = ["LIVE", "MOVES", "Phase", "can_move"]
 
 
 class Phase(enum.Enum):
@@ -43,5 +43,14 @@ MOVES: dict[Phase, frozenset[Phase]] = {
     Phase.ENDED: frozenset(),
 }
 
-#: Phases in which background tasks may start.
+#: Phases in which background tasks may start (``Connection.spawn`` tests them inline).
 LIVE = frozenset({Phase.OPEN, Phase.CLOSING, Phase.FINISHING})
+
+# The same table by value: an Enum member's hash is computed in Python
+# (``Enum.__hash__``), a str's is cached; a connection moves ~5 times.
+_MOVES_BY_VALUE = {frm.value: frozenset(to.value for to in tos) for frm, tos in MOVES.items()}
+
+
+def can_move(frm: Phase, to: Phase) -> bool:
+    """Whether ``frm -> to`` is one of the moves in :data:`MOVES`."""
+    return to.value in _MOVES_BY_VALUE[frm.value]

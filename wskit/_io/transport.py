@@ -86,6 +86,11 @@ _WRITE_MOVES: dict[WriteState, frozenset[WriteState]] = {
 }
 
 
+# By value: a str's hash is cached, an Enum member's is computed in Python.
+_WRITE_MOVES_BY_VALUE = {frm.value: frozenset(to.value for to in tos)
+                         for frm, tos in _WRITE_MOVES.items()}
+
+
 class Transport:
     """One connection's stream: reads, writes and closes it.
 
@@ -130,7 +135,7 @@ class Transport:
         self._lot: trio.lowlevel.ParkingLot | None = None
 
     def _move(self, to: WriteState) -> None:
-        if to not in _WRITE_MOVES[self.state]:
+        if to.value not in _WRITE_MOVES_BY_VALUE[self.state.value]:
             raise AssertionError(f"write side: {self.state.name} -> {to.name}")
         self.state = to
 
