@@ -6,6 +6,7 @@ import ssl
 
 import trio
 
+from ._errors import Error, ErrorKind
 from ._handler import FactoryLike
 from ._settings import Settings
 from ._websocket import WebSocket
@@ -27,6 +28,8 @@ def listen(
     connection gets close code 1001, then this returns normally. Raises
     ``wskit.Error`` (kind ``IO``) if ``addr`` can't be bound.
     """
+
+    _refuse_inside_trio("listen", "await ws.listen(addr)")
 
     async def main() -> None:
         async with WebSocket(factory, settings) as ws:
@@ -50,8 +53,21 @@ def connect(
     (``HTTP``, with ``status``), bad URL (``USAGE``), TLS (``SSL``).
     """
 
+    _refuse_inside_trio("connect", "await ws.connect(url)")
+
     async def main() -> None:
         async with WebSocket(factory, settings) as ws:
             await ws.connect(url, ssl_context=ssl_context)
 
     trio.run(main)
+
+
+def _refuse_inside_trio(name: str, instead: str) -> None:
+    """The blocking helpers run their own Trio loop; inside one they can't."""
+    try:
+        trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return  # not inside trio.run(): fine
+    raise Error(f"wskit.{name}() blocks and runs its own Trio loop, so it cannot be called "
+                f"from async code; there, use 'async with wskit.WebSocket(factory) as ws: "
+                f"{instead}'", ErrorKind.USAGE)

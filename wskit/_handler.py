@@ -9,6 +9,7 @@ leaves out at no cost.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Union
 
@@ -143,6 +144,7 @@ class FactoryAdapter:
     __slots__ = ("client_connected", "connection_lost", "on_shutdown", "server_connected")
 
     def __init__(self, factory: FactoryLike) -> None:
+        _refuse_async(factory)
         if isinstance(factory, Factory):
             self.server_connected: Callable[[Sender], Any] = factory.server_connected
             self.client_connected: Callable[[Sender], Any] = factory.client_connected
@@ -154,5 +156,24 @@ class FactoryAdapter:
         else:
             raise Error(
                 f"a factory must be callable (out -> handler), got {factory!r}",
+                ErrorKind.USAGE,
+            )
+
+
+def _refuse_async(factory: object) -> None:
+    """An ``async def`` factory is a common first mistake: the driver needs
+    the handler at once, and would get a coroutine. Say so at start-up."""
+    if isinstance(factory, Factory):
+        makers = [getattr(factory, name) for name in
+                  ("connection_made", "server_connected", "client_connected")]
+    else:
+        makers = [factory, type(factory).__call__]  # an object with an async __call__ too
+    for maker in makers:
+        if maker is not None and inspect.iscoroutinefunction(maker):
+            name = getattr(maker, "__qualname__", repr(maker))
+            raise Error(
+                f"the factory {name} is an 'async def': a factory must return the "
+                "handler at once. Keep the factory a plain 'def' and make the hooks "
+                "async instead (async def on_message(self, msg): ...)",
                 ErrorKind.USAGE,
             )

@@ -35,6 +35,9 @@ def parse_addr(addr: str | tuple[str, int]) -> tuple[str, int]:
     """``"host:port"`` or ``(host, port)``; IPv6 hosts as ``"[::1]:80"``."""
     if isinstance(addr, tuple):
         host, port = addr
+    elif "://" in addr:
+        raise Error(f"invalid address {addr!r}: listen() takes 'host:port' (for example "
+                    "'127.0.0.1:9000'), not a URL", ErrorKind.USAGE)
     else:
         host, sep, port_text = addr.rpartition(":")
         if not sep or not port_text.isdigit():
