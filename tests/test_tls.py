@@ -204,3 +204,15 @@ async def test_wskit_client_deflate_with_websockets_server(
     assert handshake.extensions == ("permessage-deflate",)
     ext_header = handshake.response.headers["Sec-WebSocket-Extensions"]
     assert ("client_no_context_takeover" in ext_header) == no_context_takeover
+
+
+async def test_a_ws_client_to_a_tls_server_is_told_to_use_wss(
+    tls_server: tuple[wskit.WebSocket, int],
+) -> None:
+    _, port = tls_server
+    with trio.fail_after(TIMEOUT):
+        async with wskit.WebSocket(lambda out: lambda msg: None, NO_PING) as ws:
+            with pytest.raises(wskit.Error) as info:
+                await ws.connect(f"ws://127.0.0.1:{port}/")
+            ws.shutdown()
+    assert "connect with wss://" in str(info.value), str(info.value)

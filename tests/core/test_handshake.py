@@ -263,6 +263,24 @@ def test_client_handshake_failures_before_an_answer() -> None:
     client, _, _ = handshake_pair(deflate=False)
     with pytest.raises(Error) as info:
         client.receive_data(b"")
-    # h11 reports a server that left before answering as a protocol error.
+    # A server that left before answering: a protocol error, said in our
+    # words rather than h11's ("can't handle event type ConnectionClosed…").
     assert info.value.kind is ErrorKind.PROTOCOL
-    assert "ConnectionClosed" in str(info.value)
+    assert "ConnectionClosed" not in str(info.value)
+
+
+def test_client_told_when_the_server_closes_without_an_answer() -> None:
+    # What a TLS server does to a ws:// client: closes without a byte.
+    client, _, _ = handshake_pair()
+    with pytest.raises(Error) as info:
+        client.receive_data(b"")
+    assert info.value.kind is ErrorKind.PROTOCOL
+    assert "without answering the handshake" in str(info.value)
+    assert "connect with wss://" in str(info.value)
+
+
+def test_client_told_when_the_answer_is_not_http() -> None:
+    client, _, _ = handshake_pair()
+    with pytest.raises(Error) as info:
+        client.receive_data(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+    assert str(info.value).startswith("did not receive a valid HTTP response")

@@ -224,6 +224,7 @@ class ClientHandshake:
         self._max_body = max_header_size
         self._response: h11.Response | None = None
         self._body = bytearray()
+        self._seen = False  # any byte of the answer yet
         self.enabled_extensions: list[Extension] = []
 
     def initiate(self) -> bytes:
@@ -258,12 +259,21 @@ class ClientHandshake:
         its 101 is not a valid WebSocket upgrade.
         """
         h = self._h11
-        h.receive_data(bytes(data))
+        data = bytes(data)
+        if data:
+            self._seen = True
+        h.receive_data(data)
         while True:
             try:
                 event = h.next_event()
             except h11.RemoteProtocolError as exc:
-                raise Error(f"malformed HTTP response: {exc}", ErrorKind.PROTOCOL) from exc
+                if not self._seen:
+                    # What a TLS server does to a plain-text client hello.
+                    raise Error("the server closed the connection without answering the "
+                                "handshake: if it is a TLS server, connect with wss://",
+                                ErrorKind.PROTOCOL) from exc
+                raise Error(f"did not receive a valid HTTP response (is it a WebSocket "
+                            f"server?): {exc}", ErrorKind.PROTOCOL) from exc
             if event is h11.NEED_DATA:
                 # Defensive, as on the server: h11 raises at the end of stream.
                 if not data:  # pragma: no cover
