@@ -142,6 +142,15 @@ async def test_connect_refused_is_io(raw, log, Recorder):
     assert info.value.kind is wskit.ErrorKind.IO
     assert info.value.status is None
     assert log.of("open") == []
+    # One error that says what and where; no exception group anywhere in
+    # what a traceback would show.
+    assert str(info.value) == f"could not connect to 127.0.0.1:{url.split(':')[2][:-1]}: " \
+        "Connection refused"
+    seen, chain = info.value, []
+    while seen is not None:
+        chain.append(seen)
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+    assert not any(isinstance(e, BaseExceptionGroup) for e in chain), chain
 
 
 async def test_rejected_handshake_is_http_with_status(ws_server, log, Recorder):

@@ -122,6 +122,7 @@ async def test_untrusted_certificate_is_an_ssl_error(
             await ws.connect(f"wss://localhost:{port}/", ssl_context=stranger)
     assert info.value.kind is wskit.ErrorKind.SSL
     assert "certificate" in str(info.value).lower()
+    assert "ssl_context=" in str(info.value) and "--ca-file" in str(info.value)
 
 
 async def test_plain_client_against_tls_port_does_not_hurt_the_server(

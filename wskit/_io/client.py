@@ -87,8 +87,11 @@ async def _dial(conn: Connection, url: str, ssl_context: ssl.SSLContext | None) 
         try:
             stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
         except OSError as exc:
+            # The cause is one OSError, not trio's group of every attempt:
+            # the message already names each reason (never an ExceptionGroup
+            # in what a user sees).
             raise Error(f"could not connect to {host}:{port}: {_os_reason(exc)}",
-                        ErrorKind.IO, connection_id=conn.id) from exc
+                        ErrorKind.IO, connection_id=conn.id) from _first_os_error(exc)
         transport = conn.attach(stream)
         try:
             if secure:
@@ -99,9 +102,12 @@ async def _dial(conn: Connection, url: str, ssl_context: ssl.SSLContext | None) 
                 try:
                     await stream.do_handshake()
                 except trio.BrokenResourceError as exc:
-                    raise Error(f"TLS handshake with {host}:{port} failed: "
-                                f"{exc.__cause__ or exc}",
-                                ErrorKind.SSL, connection_id=conn.id) from exc
+                    cause = exc.__cause__ or exc
+                    hint = (" (a private CA? pass ssl_context= with it; on the command "
+                            "line, --ca-file)"
+                            if isinstance(cause, ssl.SSLCertVerificationError) else "")
+                    raise Error(f"TLS handshake with {host}:{port} failed: {cause}{hint}",
+                                ErrorKind.SSL, connection_id=conn.id) from cause
             await stream.send_all(hs.initiate())
             while response is None:
                 response = hs.receive_data(await stream.receive_some(settings.read_size))
@@ -132,14 +138,31 @@ def _wrap(conn: Connection, name: str, exc: Exception) -> Error:
     return error
 
 
-def _os_reason(exc: OSError) -> str:
-    """The errno text behind trio's "all attempts to connect … failed"."""
+def _first_os_error(exc: OSError) -> OSError:
+    """The first attempt's own error behind trio's "all attempts … failed"."""
     cause = exc.__cause__
     if isinstance(cause, BaseExceptionGroup):
-        reasons = {e.strerror or str(e) for e in cause.exceptions if isinstance(e, OSError)}
+        for inner in cause.exceptions:
+            if isinstance(inner, OSError):
+                inner.__context__ = None
+                return inner
+    return exc
+
+
+def _os_reason(exc: OSError) -> str:
+    """The errno text behind trio's "all attempts to connect … failed"."""
+    def reason(err: OSError) -> str:
+        text = err.strerror or str(err)
+        # trio words it "Error connecting to ('127.0.0.1', 80): Connection
+        # refused"; the address is in our message already.
+        return text.rpartition("): ")[2] if text.startswith("Error connecting to") else text
+
+    cause = exc.__cause__
+    if isinstance(cause, BaseExceptionGroup):
+        reasons = {reason(e) for e in cause.exceptions if isinstance(e, OSError)}
         if reasons:
             return "; ".join(sorted(reasons))
-    return exc.strerror or str(exc)
+    return reason(exc)
 
 
 def parse_url(url: str) -> tuple[bool, str, int, str]:
