@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["LIVE", "MOVES", "Phase", "can_move"]
+__all__ = ["MOVES", "Phase", "can_move"]
 
 
 class Phase(enum.Enum):
@@ -42,9 +42,6 @@ MOVES: dict[Phase, frozenset[Phase]] = {
     Phase.FINISHING: frozenset({Phase.ENDED}),
     Phase.ENDED: frozenset(),
 }
-
-#: Phases in which background tasks may start (``Connection.spawn`` tests them inline).
-LIVE = frozenset({Phase.OPEN, Phase.CLOSING, Phase.FINISHING})
 
 # The same table by value: an Enum member's hash is computed in Python
 # (``Enum.__hash__``), a str's is cached; a connection moves ~5 times.
