@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
+import pickle
 import pkgutil
+import traceback
 
 import wskit
 
@@ -29,13 +30,24 @@ def test_every_public_class_is_documented() -> None:
             assert obj.__doc__, f"wskit.{name} has no docstring"
 
 
-def test_exported_objects_come_from_private_modules() -> None:
+def test_exported_objects_are_presented_as_wskit() -> None:
+    # Defined in private modules, shown as wskit.Name (tracebacks, reprs).
     for name in wskit.__all__:
         obj = getattr(wskit, name)
-        module = getattr(obj, "__module__", None)
-        if module is not None and module.startswith("wskit"):
-            assert any(part.startswith("_") for part in module.split(".")[1:]), (name, module)
-            importlib.import_module(module)
+        if isinstance(obj, type) or callable(obj):
+            assert obj.__module__ == "wskit", (name, obj.__module__)
+            assert getattr(wskit, obj.__qualname__) is obj  # pickles by reference
+
+
+def test_a_traceback_names_the_public_error() -> None:
+    try:
+        wskit.Message(42)  # type: ignore[arg-type]
+    except wskit.Error as err:
+        shown = "".join(traceback.format_exception(err))
+    assert "wskit.Error: a Message holds str (text) or bytes (binary), not int" in shown
+    assert "wskit._errors" not in shown
+    assert pickle.loads(pickle.dumps(wskit.CloseCode.AWAY)) is wskit.CloseCode.AWAY
+    assert pickle.loads(pickle.dumps(wskit.Settings(max_connections=5))).max_connections == 5
 
 
 def test_contract_names_present() -> None:

@@ -53,3 +53,18 @@ __all__ = [
     "connect",
     "listen",
 ]
+
+
+def _present_as_wskit() -> None:
+    # Public names say ``wskit.Error``, not ``wskit._errors.Error``, in
+    # tracebacks, reprs and docs (trio does the same). Pickling still works:
+    # every name is importable from ``wskit``.
+    for name in __all__:
+        obj = globals()[name]
+        if isinstance(obj, type) or callable(obj):
+            module = getattr(obj, "__module__", None)
+            if isinstance(module, str) and module.startswith("wskit."):
+                obj.__module__ = "wskit"
+
+
+_present_as_wskit()
