@@ -78,7 +78,6 @@ class Driven(Protocol):
     def start_timer(self, timer: Timeout) -> None: ...
     def close(self, code: int, reason: str) -> None: ...
     def report(self, error: Error) -> None: ...
-    def abort(self) -> None: ...
 
 
 class Outlet:
@@ -282,6 +281,3 @@ class Outlet:
 
     def report(self, error: Error) -> None:
         self._conn.report(error)
-
-    def abort(self) -> None:
-        self._conn.abort()
