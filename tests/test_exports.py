@@ -19,8 +19,9 @@ def test_no_public_module_besides_the_package() -> None:
     modules = [m.name for m in pkgutil.walk_packages(wskit.__path__, "wskit.")]
     public = [m for m in modules if not any(p.startswith("_") for p in m.split(".")[1:])]
     # The optional public layers: rooms (wskit.rooms, whose names wskit also
-    # exports) and the test kit (wskit.testing).
-    assert public == ["wskit.rooms", "wskit.testing"]
+    # exports), the Prometheus metrics (wskit.metrics, the 'metrics' extra)
+    # and the test kit (wskit.testing).
+    assert public == ["wskit.metrics", "wskit.rooms", "wskit.testing"]
 
 
 def test_every_public_class_is_documented() -> None:

@@ -331,16 +331,21 @@ async def test_data_after_our_close_is_not_delivered(serve, raw, log, Recorder):
     assert log.of("message") == [("first",)]
 
 
-@pytest.mark.parametrize("trust", [False, True])
-async def test_remote_addr_honours_proxy_headers_only_when_trusted(serve, raw, log, Recorder,
-                                                                   trust):
-    settings = wskit.Settings(trust_proxy_headers=trust)
-    server = await serve(lambda out: Recorder(out, log), settings)
+@pytest.mark.parametrize(("settings", "expected"), [
+    ({}, "127.0.0.1"),
+    # trust_proxy_headers: a proxy on loopback; the entry it appended counts.
+    ({"trust_proxy_headers": True}, "10.0.0.1"),
+    ({"trusted_proxies": ["127.0.0.0/8", "10.0.0.0/8"], "proxy_hops": 2}, "203.0.113.7"),
+    ({"trusted_proxies": ["192.0.2.1"]}, "127.0.0.1"),  # the peer is not that proxy
+])
+async def test_remote_addr_honours_proxy_headers_only_from_trusted_proxies(
+        serve, raw, log, Recorder, settings, expected):
+    server = await serve(lambda out: Recorder(out, log), wskit.Settings(**settings))
     stream, _ = await raw.handshake(server.host, server.port,
                                     extra="X-Forwarded-For: 203.0.113.7, 10.0.0.1\r\n")
     (hs,), = await log.wait("open")
     assert hs.peer_addr[0] == "127.0.0.1"
-    assert hs.remote_addr() == ("203.0.113.7" if trust else "127.0.0.1")
+    assert hs.remote_addr() == expected
     await stream.aclose()
 
 

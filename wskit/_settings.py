@@ -8,12 +8,16 @@ a server exposed to the internet is safe without tuning.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Collection
 from typing import Literal
 
 from ._errors import Error, ErrorKind
 
-__all__ = ["Settings"]
+__all__ = ["LOOPBACK", "Settings"]
+
+#: What ``trust_proxy_headers=True`` trusts: a proxy on this machine.
+LOOPBACK = ("127.0.0.0/8", "::1")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -88,9 +92,34 @@ class Settings:
     #: SIGINT and SIGTERM shut down gracefully (close 1001 to everyone)
     #: when the WebSocket runs in the main thread.
     shutdown_on_interrupt: bool = True
-    #: Believe ``Forwarded`` / ``X-Forwarded-For`` in
-    #: ``Handshake.remote_addr()``. Only safe behind a proxy that sets them.
+
+    # -- behind a reverse proxy (see the proxies guide) ------------------
+    #: Shorthand for ``trusted_proxies=("127.0.0.0/8", "::1")``: believe the
+    #: forwarding header of a proxy on this machine. Ignored when
+    #: ``trusted_proxies`` is given.
     trust_proxy_headers: bool = False
+    #: Addresses and networks (``"10.0.0.5"``, ``"10.0.0.0/8"``) of the
+    #: reverse proxies in front of this server. Only a TCP peer in this list
+    #: may tell us the client's address (``Handshake.remote_addr()``, the
+    #: logs); from anyone else the header is ignored. Empty: no proxy.
+    trusted_proxies: Collection[str] = ()
+    #: How many proxies in front of us append to the header: the client is
+    #: at most this many entries from the right (fewer if an entry is not a
+    #: trusted proxy). 1 for one nginx; a forged entry left of it is ignored.
+    proxy_hops: int = 1
+    #: The header the trusted proxies set: ``"x-forwarded-for"`` (nginx's
+    #: ``$proxy_add_x_forwarded_for``) or ``"forwarded"`` (RFC 7239). The
+    #: other header is ignored: a client could have sent it.
+    proxy_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
+
+    # -- operations -------------------------------------------------------
+    #: Answer ``GET`` on this path (on every listening port, before the
+    #: factory) with Prometheus metrics. Needs ``pip install 'wskit[metrics]'``.
+    #: ``None`` (the default): no metrics endpoint.
+    metrics_path: str | None = None
+    #: Answer ``GET`` on this path with 200 ``ok`` (503 once shutting down,
+    #: so a load balancer stops sending clients). ``None``: no health check.
+    health_path: str | None = None
 
     def __post_init__(self) -> None:
         for name in (
@@ -125,8 +154,45 @@ class Settings:
                 f"Settings.deflate_window_bits must be 9-15, got {self.deflate_window_bits!r}",
                 ErrorKind.USAGE,
             )
+        self._check_proxies()
+        for name in ("metrics_path", "health_path"):
+            path = getattr(self, name)
+            if path is not None and not (isinstance(path, str) and path.startswith("/")):
+                raise Error(f"Settings.{name} must be a path starting with '/' or None, "
+                            f"got {path!r}", ErrorKind.USAGE)
+        if self.metrics_path is not None and self.metrics_path == self.health_path:
+            raise Error("Settings.metrics_path and health_path must differ", ErrorKind.USAGE)
         if isinstance(self.allowed_origins, str):
             raise Error(
                 "Settings.allowed_origins takes a collection of origins, not one string",
                 ErrorKind.USAGE,
             )
+
+    def _check_proxies(self) -> None:
+        if isinstance(self.trusted_proxies, str):
+            raise Error("Settings.trusted_proxies takes a collection of addresses or "
+                        "networks, not one string: trusted_proxies=['10.0.0.5']",
+                        ErrorKind.USAGE)
+        entries = tuple(self.trusted_proxies)
+        for entry in entries:
+            try:
+                ipaddress.ip_network(str(entry).strip(), strict=False)
+            except ValueError:
+                raise Error(f"Settings.trusted_proxies: {entry!r} is not an IP address or "
+                            "network (e.g. '10.0.0.5', '10.0.0.0/8', '::1')",
+                            ErrorKind.USAGE) from None
+        object.__setattr__(self, "trusted_proxies", entries)  # hashable, fixed
+        if isinstance(self.proxy_hops, bool) or not isinstance(self.proxy_hops, int) \
+                or self.proxy_hops < 1:
+            raise Error(f"Settings.proxy_hops must be an integer >= 1, got "
+                        f"{self.proxy_hops!r}", ErrorKind.USAGE)
+        if self.proxy_header not in ("x-forwarded-for", "forwarded"):
+            raise Error("Settings.proxy_header must be 'x-forwarded-for' or 'forwarded', "
+                        f"got {self.proxy_header!r}", ErrorKind.USAGE)
+
+    def proxies(self) -> tuple[str, ...]:
+        """The proxies whose forwarding header is believed: ``trusted_proxies``,
+        or the loopback networks under ``trust_proxy_headers``; ``()``: none."""
+        if self.trusted_proxies:
+            return tuple(self.trusted_proxies)
+        return LOOPBACK if self.trust_proxy_headers else ()

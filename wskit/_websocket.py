@@ -11,10 +11,11 @@ import ssl
 import threading
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ._core.http import Request, Response
 from ._errors import Error, ErrorKind
 from ._handler import FactoryAdapter, FactoryLike
 from ._hub.comms import Comms
@@ -23,8 +24,12 @@ from ._io import client, server
 from ._io.client import Opening
 from ._io.driver import Connection
 from ._io.portal import Portal
+from ._io.stats import Stats
 from ._sender import Sender
 from ._settings import Settings
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 __all__ = ["WebSocket", "parse_addr"]
 
@@ -70,7 +75,11 @@ class WebSocket:
         self.take_slot = registry.take_slot
         self.release_slot = registry.release_slot
         self.opened = registry.opened
-        self.ended = registry.ended
+        #: What the connections did (the log lines, the totals that metrics read).
+        self.stats = Stats()
+        self._metrics: Metrics | None = None
+        if self.settings.metrics_path is not None:
+            self._metrics = self.metrics  # now: a missing prometheus-client says so at once
         self._comms = Comms(self.hub)
         self._listener_scopes: list[trio.CancelScope] = []
         self._nursery: trio.Nursery | None = None
@@ -225,6 +234,36 @@ class WebSocket:
     def slots_in_use(self) -> int:
         return self._registry.slots_in_use
 
+    def ended(self, conn: Connection) -> None:
+        self._registry.ended(conn)
+        self.stats.connection_ended(conn)  # no await between: scrapes never go backwards
+
+    def own_answer(self, request: Request) -> Response | None:
+        """Answers ``Settings.health_path`` and ``metrics_path`` (GET or HEAD,
+        query ignored), before the origin check and the factory."""
+        if request.method not in ("GET", "HEAD") or request.is_websocket:
+            return None
+        path = request.path.partition("?")[0]
+        settings = self.settings
+        if path == settings.health_path:
+            if self._closing:
+                return Response(503, "shutting down\n", [("Cache-Control", "no-store")])
+            return Response(200, "ok\n", [("Cache-Control", "no-store")])
+        if path == settings.metrics_path:
+            return self.metrics.response()
+        return None
+
+    @property
+    def metrics(self) -> Metrics:
+        """This WebSocket's Prometheus metrics (``wskit.metrics.Metrics``),
+        made on first use. Raises ``Error(USAGE)`` without prometheus-client
+        (``pip install 'wskit[metrics]'``)."""
+        if self._metrics is None:
+            from .metrics import Metrics  # the optional extra, imported only when asked for
+
+            self._metrics = Metrics(self.hub, self.stats)
+        return self._metrics
+
     def connection_lost(self, handler: Any) -> None:
         lost = self.factory.connection_lost
         if lost is not None:
@@ -304,6 +343,7 @@ class WebSocket:
                 on_shutdown()
             except Exception:
                 log.exception("Factory.on_shutdown raised")
+        open_now = len(self._registry.open)
         for conn in list(self._registry.connections.values()):
             conn.begin_shutdown()
         # Each connection bounds its own closing handshake by close_timeout;
@@ -315,6 +355,13 @@ class WebSocket:
             log.warning("connection %d did not close in time: aborting it", conn.id)
             conn.abort()
         await self._wait_idle()
+        stats = self.stats
+        log.info("shut down: closed %d connections (%d open at shutdown); %d opened in all, "
+                 "%d handshakes refused", stats.closed_total, open_now, stats.opened,
+                 sum(stats.handshake_failures.values()),
+                 extra={"event": "shutdown", "closed": stats.closed_total,
+                        "open_at_shutdown": open_now, "opened": stats.opened,
+                        "refused": sum(stats.handshake_failures.values())})
         assert self._shutdown_done is not None
         self._shutdown_done.set()
 

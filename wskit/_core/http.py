@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import http
-import ipaddress
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Union
 from urllib.parse import parse_qs, urlsplit
@@ -247,39 +246,19 @@ class Handshake:
     subprotocol: str | None
     #: Names of the negotiated extensions (e.g. ``["permessage-deflate"]``).
     extensions: tuple[str, ...]
-    trust_proxy_headers: bool = False
+    #: The client's address as the server's ``trusted_proxies`` reported it
+    #: (``None``: no trusted proxy in front, the TCP peer is the client).
+    client_addr: str | None = None
 
     def remote_addr(self) -> str | None:
-        """The client's address: the TCP peer's host, or — only when
-        ``Settings.trust_proxy_headers`` is on — the first address in
-        ``Forwarded: for=`` or ``X-Forwarded-For``.
+        """The client's address: the TCP peer's host, or, when the peer is
+        one of ``Settings.trusted_proxies``, the address those proxies saw
+        (``X-Forwarded-For`` or ``Forwarded``, walked from the right: see
+        the proxies guide). Never the forgeable leftmost entry.
         """
-        if self.trust_proxy_headers:
-            forwarded = _forwarded_for(self.request.headers)
-            if forwarded:
-                return forwarded
+        if self.client_addr is not None:
+            return self.client_addr
         return self.peer_addr[0] if self.peer_addr else None
-
-
-def _forwarded_for(headers: Headers) -> str | None:
-    # RFC 7239: Forwarded: for=192.0.2.60;proto=http, for="[2001:db8::1]:4711"
-    for element in headers.tokens("Forwarded"):
-        for pair in element.split(";"):
-            key, _, value = pair.strip().partition("=")
-            if key.lower() == "for" and value:
-                return _strip_port(value.strip('"'))
-    xff = headers.tokens("X-Forwarded-For")
-    return xff[0] if xff else None
-
-
-def _strip_port(node: str) -> str:
-    if node.startswith("["):
-        return node[1:].partition("]")[0]
-    try:
-        ipaddress.ip_address(node)
-        return node
-    except ValueError:
-        return node.rpartition(":")[0] if node.count(":") == 1 else node
 
 
 def headers_from_h11(raw: list[tuple[bytes, bytes]]) -> Headers:

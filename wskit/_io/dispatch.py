@@ -138,7 +138,9 @@ class Owner(Protocol):
     """The connection whose hooks are dispatched."""
 
     id: int
-    log: logging.Logger
+
+    @property
+    def log(self) -> logging.LoggerAdapter[logging.Logger]: ...
 
     def hook_failed(self) -> None:
         """React to a hook that raised (the driver closes with 1011); runs

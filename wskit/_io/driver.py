@@ -41,11 +41,13 @@ from .._core.protocol import (
     Ping,
     Pong,
 )
+from .._core.proxy import ProxyPolicy
 from .._errors import Error, ErrorKind
 from .._settings import Settings
 from .dispatch import Dispatcher, Hooks, hook_name, is_async
 from .outlet import Outlet, Timeout
 from .phase import Phase, can_move
+from .stats import ConnectionLog, Stats
 from .transport import Transport, or_inf, tune_socket
 
 __all__ = ["Connection", "Host", "extensions_for", "make_handshake"]
@@ -55,6 +57,7 @@ class Host(Protocol):
     """What a connection needs from the WebSocket that runs it."""
 
     settings: Settings
+    stats: Stats
 
     @property
     def closing(self) -> bool: ...
@@ -70,34 +73,17 @@ class Connection:
 
     # Slots: thousands of idle connections are the common case; a dict per
     # connection would cost more than the rest of its Python state.
-    __slots__ = (
-        "_pong_waiter",
-        "_tasks",
-        "client",
-        "close_code",
-        "close_reason",
-        "core",
-        "dispatch",
-        "handshake",
-        "host",
-        "id",
-        "log",
-        "lost_why",
-        "make_handler",
-        "opened_at",
-        "outlet",
-        "phase",
-        "scope",
-        "settings",
-        "transport",
-    )
+    __slots__ = ("_logger", "_pong_waiter", "_tasks", "bytes_in", "bytes_out", "client",
+                 "close_code", "close_reason", "core", "dispatch", "handshake", "host", "id",
+                 "lost_why", "make_handler", "messages_in", "messages_out", "opened_at",
+                 "outlet", "path", "peer", "phase", "remote", "scope", "settings", "transport")
 
     def __init__(self, host: Host, *, client: bool, connection_id: int) -> None:
         self.id = connection_id
         self.host = host
         self.settings = host.settings
         self.client = client
-        self.log = logging.getLogger("wskit.client" if client else "wskit.server")
+        self._logger = logging.getLogger("wskit.client" if client else "wskit.server")
         self.phase = Phase.CONNECTING
         #: Makes this connection's handler (the factory, bound to its Sender).
         self.make_handler: Callable[[], Any] | None = None
@@ -113,11 +99,23 @@ class Connection:
         self.lost_why = ""
         self.close_code: CloseCode | int = CloseCode.ABNORMAL
         self.close_reason = ""
+        # For the operator's log lines and the metrics (``stats.py``): set by
+        # make_handshake; counted by the read loop and the outlet.
+        self.peer = "?"
+        self.remote: str | None = None
+        self.path = ""
+        self.messages_in = self.messages_out = self.bytes_in = self.bytes_out = 0
         # The whole connection: its expiry or cancellation ends it at once.
         # One scope for all: each live scope costs ~0.7 KB per idle connection.
         self.scope = trio.CancelScope()
         self._tasks: set[trio.CancelScope] | None = None
         self._pong_waiter: tuple[bytes, trio.Event] | None = None
+
+    @property
+    def log(self) -> ConnectionLog:
+        """This connection's logger (``wskit.server`` or ``wskit.client``),
+        its id in every record. Made when used: logging is rare."""
+        return ConnectionLog(self._logger, self.id)
 
     def __repr__(self) -> str:
         side = "client" if self.client else "server"
@@ -205,8 +203,7 @@ class Connection:
         self.move(Phase.OPEN)
         self.opened_at = trio.current_time()
         self.host.opened(self)
-        if self.log.isEnabledFor(logging.DEBUG):
-            self.log.debug("connection %d: open (%s)", self.id, transport.peer())
+        self.host.stats.connection_opened(self)
         self.outlet.opened()
         if self.settings.ping_interval is not None:
             self.spawn(self._keepalive)
@@ -235,7 +232,9 @@ class Connection:
                 transport.write_now()
             if core.state is CoreState.CLOSED or core.state is CoreState.FAILED:
                 return
-            events = core.receive_data(await transport.read())
+            data = await transport.read()
+            self.bytes_in += len(data)
+            events = core.receive_data(data)
 
     async def _handle_batch(self, events: list[CoreEvent]) -> None:
         """Dispatch what one read brought; the replies leave in one write after it."""
@@ -247,7 +246,9 @@ class Connection:
             for event in events:
                 if event.__class__ is not Message:
                     await self._uncorked(self._handle(event))
-                elif on_message is not None and self.phase is Phase.OPEN:
+                    continue
+                self.messages_in += 1
+                if on_message is not None and self.phase is Phase.OPEN:
                     # The hot path, inline: no coroutine per message for a
                     # sync hook.
                     if dispatch.awaiting is not None:
@@ -360,10 +361,12 @@ class Connection:
             self._pong_waiter = (payload, got_pong)
             core.ping(payload)
             transport.output()
+            sent = trio.current_time()
             with trio.move_on_after(timeout):
                 await got_pong.wait()
             self._pong_waiter = None
             if got_pong.is_set():
+                self.host.stats.rtt(trio.current_time() - sent)
                 continue
             if self.phase is not Phase.OPEN:
                 return
@@ -411,14 +414,13 @@ class Connection:
             self.close_code, self.close_reason = CloseCode.ABNORMAL, ""
         unsent = 0
         if self.lost_why and opened and transport is not None:
-            self.log.info("connection %d: lost (%s)", self.id, self.lost_why)
             transport.write_now()  # a last close frame, if the kernel takes it
             unsent = self.outlet.queued_bytes
         if transport is not None:
             await transport.close_now()
+        if opened:
+            self.host.stats.connection_closed(self)
         if opened and dispatch is not None:
-            self.log.debug("connection %d: closed %s %r", self.id, self.close_code,
-                           self.close_reason)
             hooks = dispatch.hooks
             if (dispatch.awaiting is not None or is_async(hooks.on_close)
                     or (unsent and is_async(hooks.on_error))):
@@ -477,7 +479,16 @@ def extensions_for(conn: Connection) -> list[Any]:
 def make_handshake(conn: Connection, transport: Transport, request: Request,
                    response: Response, extensions: list[Any]) -> Handshake:
     peer, local = transport.addresses()
+    settings = conn.settings
+    client_addr: str | None = None
+    proxies = settings.proxies()
+    if proxies and peer is not None and not conn.client:
+        policy = ProxyPolicy.make(proxies, settings.proxy_hops, settings.proxy_header)
+        client_addr = policy.client_address(peer[0], request.headers)
+    conn.peer = "?" if peer is None else f"{peer[0]}:{peer[1]}"
+    conn.remote = client_addr if client_addr is not None else (peer[0] if peer else None)
+    conn.path = request.path
     return Handshake(request=request, response=response, peer_addr=peer, local_addr=local,
                      subprotocol=response.subprotocol,
                      extensions=tuple(ext.name for ext in extensions),
-                     trust_proxy_headers=conn.settings.trust_proxy_headers)
+                     client_addr=client_addr)

@@ -72,6 +72,8 @@ class Driven(Protocol):
     settings: Settings
     core: ConnectionCore | None
     transport: Transport | None
+    messages_out: int
+    bytes_out: int
 
     def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> bool: ...
     async def run_timer(self, timer: Timeout, scope: trio.CancelScope) -> None: ...
@@ -114,7 +116,8 @@ class Outlet:
         early, self._early = self._early, None
         if early:
             for message in early:
-                core.send(message)
+                conn.bytes_out += core.send(message)
+            conn.messages_out += len(early)
             self._early_bytes = 0
             transport.output()
         timers, self._timers = self._timers, None
@@ -175,7 +178,8 @@ class Outlet:
                 queued = core.output_size + transport.queued
                 if queued >= limit:
                     raise self._queue_full(queued)
-            core.send(data)
+            conn.bytes_out += core.send(data)
+            conn.messages_out += 1
             if not transport.corked:
                 transport.write_now()
         elif phase is Phase.CONNECTING:
@@ -194,15 +198,16 @@ class Outlet:
         core, transport = conn.core, conn.transport
         if not self.shares_frames or core is None or transport is None:
             raise self._closed_error(len(frame))
-        if transport.write_direct(frame):
-            return
-        limit = conn.settings.max_send_queue
-        if limit is not None:
-            queued = self.queued_bytes
-            if queued >= limit:
-                raise self._queue_full(queued)
-        core.send_frame(frame)
-        transport.output()
+        if not transport.write_direct(frame):
+            limit = conn.settings.max_send_queue
+            if limit is not None:
+                queued = self.queued_bytes
+                if queued >= limit:
+                    raise self._queue_full(queued)
+            core.send_frame(frame)
+            transport.output()
+        conn.messages_out += 1
+        conn.bytes_out += len(frame)
 
     def check_queue(self, size: int) -> None:
         """From another thread: raise there if the message cannot be queued."""

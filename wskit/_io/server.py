@@ -22,7 +22,7 @@ import trio
 
 from .._core.accept import admit, error_response, final_answer
 from .._core.handshake import ServerHandshake, render_response
-from .._core.http import Response
+from .._core.http import Request, Response
 from .._core.protocol import ConnectionCore
 from .._errors import Error, ErrorKind
 from .dispatch import resolve
@@ -40,11 +40,15 @@ _ACCEPT_RETRY_DELAY = 0.1
 
 
 class ServerHost(Host, Protocol):
-    """What the server side needs beyond :class:`Host`: the load, for admission."""
+    """What the server side needs beyond :class:`Host`: the load, for
+    admission, and the answers it gives itself (health, metrics)."""
 
     @property
     def slots_in_use(self) -> int: ...
     def take_slot(self, conn: Connection) -> None: ...
+    def own_answer(self, request: Request) -> Response | None:
+        """The response to a request for ``Settings.health_path`` or
+        ``metrics_path``; ``None`` for any other request."""
 
 
 async def open_listeners(host: str, port: int) -> list[trio.SocketListener]:
@@ -101,9 +105,13 @@ async def _handshake(conn: Connection, host: ServerHost, transport: Transport) -
         # The connection's own scope carries the deadline (a scope less per
         # connection); serve() says so when it expires.
         conn.scope.deadline = trio.current_time() + settings.handshake_timeout
-    try:
-        if isinstance(transport.stream, trio.SSLStream):
+    if isinstance(transport.stream, trio.SSLStream):
+        try:
             await transport.stream.do_handshake()
+        except SOCKET_ERRORS as exc:
+            host.stats.tls_failed(conn.log, conn.id, transport.peer(), why(exc))
+            return False
+    try:
         # The first read right away: the request usually came with the
         # connection, and accepting it was a checkpoint already.
         request = hs.receive_data(await transport.read(yield_first=False))
@@ -112,22 +120,29 @@ async def _handshake(conn: Connection, host: ServerHost, transport: Transport) -
     except Error as err:
         # A peer that leaves without a request (a TCP health check, a port
         # probe) is routine: DEBUG. A malformed request is INFO.
-        level = logging.DEBUG if err.status is None else logging.INFO
-        conn.log.log(level, "connection %d: no valid request from %s: %s",
-                     conn.id, transport.peer(), err)
-        if err.status is not None:
-            await _respond(conn, transport, error_response(err))
+        if err.status is None:
+            conn.log.debug("connection %d: no request from %s: %s", conn.id,
+                           transport.peer(), err)
+            return False
+        host.stats.refused(conn.log, conn.id, err.status, transport.peer(), "?",
+                           f"invalid request: {err}")
+        await _respond(conn, transport, error_response(err))
         return False
     except SOCKET_ERRORS as exc:
         conn.log.debug("connection %d: lost during handshake: %s", conn.id, why(exc))
         return False
     conn.scope.deadline = math.inf
 
+    if settings.health_path is not None or settings.metrics_path is not None:
+        own = host.own_answer(request)
+        if own is not None:
+            await _respond(conn, transport, own)
+            return False
     refusal = admit(request, settings, in_use=host.slots_in_use, closing=host.closing)
     if refusal is not None:
-        level = logging.WARNING if refusal.overload else logging.INFO
-        conn.log.log(level, "connection %d: refused %s: %s", conn.id, transport.peer(),
-                     refusal.why)
+        host.stats.refused(conn.log, conn.id, refusal.response.status, transport.peer(),
+                           request.path, refusal.why,
+                           level=logging.WARNING if refusal.overload else logging.INFO)
         await _respond(conn, transport, refusal.response)
         return False
     if request.is_websocket:
@@ -138,8 +153,11 @@ async def _handshake(conn: Connection, host: ServerHost, transport: Transport) -
     try:
         hooks = conn.set_handler(make())
     except Exception as exc:
+        # Logged once, with its traceback; counted as a 500 without a second line.
         conn.log.error("connection %d: the factory raised %s: %s", conn.id,
                        type(exc).__name__, exc, exc_info=exc)
+        host.stats.refused(conn.log, conn.id, 500, transport.peer(), request.path,
+                           "the factory raised", level=logging.DEBUG)
         await _respond(conn, transport, Response(500, "internal server error\n"))
         return False
     dispatch = conn.dispatch
@@ -150,7 +168,9 @@ async def _handshake(conn: Connection, host: ServerHost, transport: Transport) -
         try:
             response = await resolve(hooks.on_request(request))
         except Exception as exc:
-            await dispatch.failed("on_request", exc)
+            await dispatch.failed("on_request", exc)  # logged there, with its traceback
+            host.stats.refused(conn.log, conn.id, 500, transport.peer(), request.path,
+                               "on_request raised", level=logging.DEBUG)
             await _respond(conn, transport, Response(500, "internal server error\n"))
             return False
         if response is not None and not isinstance(response, Response):
@@ -158,8 +178,13 @@ async def _handshake(conn: Connection, host: ServerHost, transport: Transport) -
                 f"on_request returned {response!r}, not a Response or None"))
             await _respond(conn, transport, Response(500, "internal server error\n"))
             return False
+    by_hook = response is not None
     response = final_answer(request, response)
     if response.status != 101:
+        if response.status >= 400:
+            host.stats.refused(conn.log, conn.id, response.status, transport.peer(),
+                               request.path, "on_request refused it" if by_hook
+                               else response.reason)
         await _respond(conn, transport, response)
         return False
 
