@@ -19,6 +19,7 @@ stderr. Everything it does goes through the public API. Its modules:
 
 - ``options``: Settings as options, the shared number parsers, UsageError;
 - ``serve``: ``echo`` and ``serve``, loading ``module:attribute``;
+- ``logs``: ``--log-format`` (text, or one JSON object per line);
 - ``rooms``: ``--rooms`` and its options;
 - ``dev``: the restarting child process;
 - ``client``: the interactive client;

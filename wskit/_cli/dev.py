@@ -102,7 +102,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
     settings_from(args)
     rooms_options(args)
     argv = [sys.executable, "-m", "wskit", "serve", args.target, "--host", args.host,
-            "--port", str(port), "--log-level", args.log_level, "--stop-on-eof",
+            "--port", str(port), "--log-level", args.log_level,
+            "--log-format", args.log_format, "--stop-on-eof",
             *settings_argv(args), *rooms_argv(args)]
     if args.tls_cert:
         argv += ["--tls-cert", args.tls_cert, "--tls-key", args.tls_key]

@@ -88,6 +88,14 @@ _VALUED = (
      "seconds between keepalive pings; 'none' turns them off (default 20)"),
     ("--ping-timeout", "ping_timeout", _none_or(seconds),
      "seconds to wait for a pong before closing (default 20)"),
+    ("--proxy-hops", "proxy_hops", count,
+     "proxies in front that append to the forwarding header (default 1)"),
+    ("--proxy-header", "proxy_header", str.lower,
+     "header the trusted proxies set: x-forwarded-for (default) or forwarded"),
+    ("--metrics-path", "metrics_path", str,
+     "serve Prometheus metrics at this path, e.g. /metrics (needs wskit[metrics])"),
+    ("--health-path", "health_path", str,
+     "answer 200 ok at this path, e.g. /healthz (503 while shutting down)"),
 )
 
 
@@ -105,7 +113,12 @@ def add_settings(parser: argparse.ArgumentParser) -> None:
                        help="accept only this Origin (repeatable; '' allows no Origin)")
     group.add_argument("--trust-proxy-headers", dest="setting_trust_proxy_headers",
                        action="store_const", const=True, default=argparse.SUPPRESS,
-                       help="believe Forwarded / X-Forwarded-For (behind a proxy only)")
+                       help="a proxy on this machine (loopback) tells the client's address; "
+                            "same as --trusted-proxy 127.0.0.0/8 --trusted-proxy ::1")
+    group.add_argument("--trusted-proxy", dest="setting_trusted_proxies", action="append",
+                       metavar="ADDR[/BITS]", default=argparse.SUPPRESS,
+                       help="a reverse proxy whose X-Forwarded-For (or Forwarded) is "
+                            "believed: an address or network (repeatable)")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -131,6 +144,8 @@ def settings_argv(args: argparse.Namespace) -> list[str]:
         argv.append(f"--allowed-origin={origin}")
     if "setting_trust_proxy_headers" in values:
         argv.append("--trust-proxy-headers")
+    for proxy in values.get("setting_trusted_proxies", ()):
+        argv.append(f"--trusted-proxy={proxy}")
     return argv
 
 

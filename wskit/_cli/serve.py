@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import logging
 import os
 import ssl
 import sys
@@ -23,6 +22,7 @@ from .._errors import Error
 from .._handler import Factory, FactoryLike
 from .._sender import Sender
 from .._websocket import WebSocket
+from .logs import FORMATS, setup_logging
 from .options import DEFAULT_PORT, UsageError, add_settings, settings_from
 from .rooms import wrap_rooms
 
@@ -38,7 +38,11 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
                         help="private key of --tls-cert (PEM)")
     parser.add_argument("--log-level", default="info",
                         choices=["debug", "info", "warning", "error"],
-                        help="wskit log level (default %(default)s)")
+                        help="log level (default %(default)s: a line per connection opened "
+                             "and closed; 'warning' keeps only trouble)")
+    parser.add_argument("--log-format", default="text", choices=FORMATS,
+                        help="'json': one JSON object per line, with the connection's "
+                             "fields (default %(default)s)")
     add_settings(parser)
 
 
@@ -57,18 +61,18 @@ def server_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
     return context
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
 def _run_server(factory: FactoryLike, args: argparse.Namespace) -> int:
     settings = settings_from(args)
     ssl_context = server_tls(args)
-    _setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
+
+    try:
+        websocket = WebSocket(factory, settings)  # e.g. --metrics-path without the extra
+    except Error as err:
+        raise UsageError(str(err)) from err
 
     async def serve() -> None:
-        async with WebSocket(factory, settings) as ws:
+        async with websocket as ws:
             try:
                 await ws.listen((args.host, args.port), ssl_context=ssl_context)
             except Error as err:

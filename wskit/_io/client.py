@@ -127,6 +127,7 @@ async def _dial(conn: Connection, url: str, ssl_context: ssl.SSLContext | None) 
     conn.core = ConnectionCore(client=True, extensions=hs.enabled_extensions,
                                max_message_size=settings.max_message_size,
                                trailing_data=hs.trailing_data)
+    conn.bytes_in = len(hs.trailing_data)  # frames that came with the response
     conn.handshake = make_handshake(conn, transport, request, response,
                                     hs.enabled_extensions)
 

@@ -192,6 +192,7 @@ async def _handshake(conn: Connection, host: ServerHost, transport: Transport) -
     conn.core = ConnectionCore(client=False, extensions=extensions,
                                max_message_size=settings.max_message_size,
                                trailing_data=hs.trailing_data)
+    conn.bytes_in = len(hs.trailing_data)  # frames that came with the request
     conn.handshake = make_handshake(conn, transport, request, response, extensions)
     try:
         await transport.write_raw(head)
