@@ -117,8 +117,9 @@ class Settings:
     #: factory) with Prometheus metrics. Needs ``pip install 'wskit[metrics]'``.
     #: ``None`` (the default): no metrics endpoint.
     metrics_path: str | None = None
-    #: Answer ``GET`` on this path with 200 ``ok`` (503 once shutting down,
-    #: so a load balancer stops sending clients). ``None``: no health check.
+    #: Answer ``GET`` on this path with 200 ``ok``, before the origin check
+    #: and the factory (a plain server's liveness check; once shutting down
+    #: the port refuses connections). ``None``: no health check.
     health_path: str | None = None
 
     def __post_init__(self) -> None:

@@ -246,11 +246,10 @@ class WebSocket:
         path = request.path.partition("?")[0]
         settings = self.settings
         if path == settings.health_path:
-            if self._closing:
-                return Response(503, "shutting down\n", [("Cache-Control", "no-store")])
+            # Once shutting down the port no longer accepts: the check fails then.
             return Response(200, "ok\n", [("Cache-Control", "no-store")])
         if path == settings.metrics_path:
-            return self.metrics.response()
+            return self.metrics.response(request.headers.get("Accept"))
         return None
 
     @property

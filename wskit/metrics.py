@@ -34,13 +34,9 @@ from ._hub.hub import Hub
 from ._io.stats import Stats
 
 try:
-    from prometheus_client import (
-        CONTENT_TYPE_LATEST,
-        CollectorRegistry,
-        Histogram,
-        generate_latest,
-    )
+    from prometheus_client import CollectorRegistry, Histogram
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+    from prometheus_client.exposition import choose_encoder
     from prometheus_client.registry import Collector
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise Error("metrics need prometheus-client: pip install 'wskit[metrics]'",
@@ -77,10 +73,13 @@ class Metrics(Collector):
         self.registry = registry if registry is not None else CollectorRegistry()
         self.registry.register(self)
 
-    def response(self) -> Response:
-        """The exposition of :attr:`registry` as an HTTP response."""
-        return Response(200, generate_latest(self.registry),
-                        [("Content-Type", CONTENT_TYPE_LATEST), ("Cache-Control", "no-store")])
+    def response(self, accept: str | None = None) -> Response:
+        """The exposition of :attr:`registry` as an HTTP response, in the
+        format the scraper's ``Accept`` header asks for (prometheus-client
+        picks: the classic text format, or OpenMetrics)."""
+        encode, content_type = choose_encoder(accept or "")
+        return Response(200, encode(self.registry),
+                        [("Content-Type", content_type), ("Cache-Control", "no-store")])
 
     def collect(self) -> Iterator[Metric]:
         stats, registry = self._stats, self._hub.registry
