@@ -355,12 +355,13 @@ class WebSocket:
             conn.abort()
         await self._wait_idle()
         stats = self.stats
-        log.info("shut down: closed %d connections (%d open at shutdown); %d opened in all, "
-                 "%d handshakes refused", stats.closed_total, open_now, stats.opened,
-                 sum(stats.handshake_failures.values()),
-                 extra={"event": "shutdown", "closed": stats.closed_total,
-                        "open_at_shutdown": open_now, "opened": stats.opened,
-                        "refused": sum(stats.handshake_failures.values())})
+        if self._listener_scopes or stats.opened:  # it served something: sum it up
+            refused = sum(stats.handshake_failures.values())
+            log.info("shut down: closed %d connections (%d open at shutdown); %d opened in "
+                     "all, %d handshakes refused", stats.closed_total, open_now, stats.opened,
+                     refused, extra={"event": "shutdown", "closed": stats.closed_total,
+                                     "open_at_shutdown": open_now, "opened": stats.opened,
+                                     "refused": refused})
         assert self._shutdown_done is not None
         self._shutdown_done.set()
 
