@@ -95,7 +95,8 @@ async def test_metrics_after_real_traffic(serve: Any, ws_connect: Any) -> None:
     status, content_type, body = await trio.to_thread.run_sync(
         http_get, server.port, "/healthz?probe=1")
     assert (status, body) == (200, "ok\n")
-    assert (await trio.to_thread.run_sync(http_get, server.port, "/healthz", "HEAD"))[0] == 200
+    assert await trio.to_thread.run_sync(http_get, server.port, "/healthz", "HEAD") == \
+        (200, "text/plain; charset=utf-8", "")
     # Other paths still go to the WebSocket rules (here: the origin check, 403).
     assert (await trio.to_thread.run_sync(http_get, server.port, "/other"))[0] == 403
     # A scraper that asks for OpenMetrics gets it (prometheus-client's choice).

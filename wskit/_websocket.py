@@ -247,10 +247,14 @@ class WebSocket:
         settings = self.settings
         if path == settings.health_path:
             # Once shutting down the port no longer accepts: the check fails then.
-            return Response(200, "ok\n", [("Cache-Control", "no-store")])
-        if path == settings.metrics_path:
-            return self.metrics.response(request.headers.get("Accept"))
-        return None
+            answer = Response(200, "ok\n", [("Cache-Control", "no-store")])
+        elif path == settings.metrics_path:
+            answer = self.metrics.response(request.headers.get("Accept"))
+        else:
+            return None
+        if request.method == "HEAD":  # the same head, no body (RFC 9110 section 9.3.2)
+            return Response(answer.status, b"", answer.headers.raw_items())
+        return answer
 
     @property
     def metrics(self) -> Metrics:
