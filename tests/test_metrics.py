@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import trio
 import websockets
+from _cli_helpers import run_server
+from _procs import ws_connect as sync_connect
 from prometheus_client.parser import text_string_to_metric_families
 
 import wskit
@@ -183,3 +185,22 @@ def test_cli_without_prometheus_client_is_a_usage_error() -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == \
         "wskit: error: metrics need prometheus-client: pip install 'wskit[metrics]'"
+
+
+def test_cli_serves_metrics_and_health_and_trusts_the_proxy_it_is_told() -> None:
+    with run_server("echo", "--metrics-path", "/metrics", "--health-path", "/healthz",
+                    "--trusted-proxy", "127.0.0.1", "--ping-interval", "none") as server:
+        with sync_connect(server.url + "/cli",
+                          additional_headers={"X-Forwarded-For": "203.0.113.7"}) as client:
+            client.send("hi")
+            assert client.recv() == "hi"
+        opened = server.errors.until(lambda line: "opened by" in line)
+        assert "opened by 203.0.113.7 (via 127.0.0.1:" in opened
+        server.errors.until(lambda line: "closed 1000" in line)
+        assert http_get(server.port, "/healthz") == (200, "text/plain; charset=utf-8", "ok\n")
+        status, _, text = http_get(server.port, "/metrics")
+        samples = {s.name: s.value for f in text_string_to_metric_families(text)
+                   for s in f.samples if not s.labels}
+        assert status == 200
+        assert samples["wskit_connections_opened_total"] == 1
+        assert server.stop() == 0
