@@ -486,7 +486,7 @@ def make_handshake(conn: Connection, transport: Transport, request: Request,
         policy = ProxyPolicy.make(proxies, settings.proxy_hops, settings.proxy_header)
         client_addr = policy.client_address(peer[0], request.headers)
     conn.peer = "?" if peer is None else f"{peer[0]}:{peer[1]}"
-    conn.remote = client_addr if client_addr is not None else (peer[0] if peer else None)
+    conn.remote = client_addr  # None: the peer is the client (no string kept)
     conn.path = request.path
     return Handshake(request=request, response=response, peer_addr=peer, local_addr=local,
                      subprotocol=response.subprotocol,

@@ -169,6 +169,7 @@ class Stats:
 
 
 def _who(conn: Counted) -> str:
+    """``host:port`` of the peer, or ``client (via proxy:port)`` behind a trusted proxy."""
     if conn.remote is not None and conn.remote != conn.peer.rpartition(":")[0]:
         return f"{conn.remote} (via {conn.peer})"
     return conn.peer
