@@ -6,23 +6,14 @@ WebSocket listens on; ``ws.metrics`` is the :class:`Metrics` object, whose
 metrics guide). Everything is read when scraped: a message costs the
 connection two integer increments, never a call into prometheus-client.
 
-What is exported (``wskit_`` prefix):
-
-=====================================  =======  ======================================
-name                                   type     labels / meaning
-=====================================  =======  ======================================
-connections_open                       gauge    connections open now
-connections_opened_total               counter  connections that completed a handshake
-connections_closed_total               counter  ``code``: close code (1006: lost)
-messages_total                         counter  ``direction``: ``in`` / ``out``
-bytes_total                            counter  ``direction``; frames on the wire
-handshake_failures_total               counter  ``status``: HTTP status answered
-tls_handshake_failures_total           counter  failed TLS handshakes
-send_queue_bytes                       gauge    bytes queued to send, all connections
-ping_rtt_seconds                       histo.   keepalive ping round trips
-rooms                                  gauge    rooms open (``wskit.Rooms``)
-room_clients                           gauge    clients in those rooms
-=====================================  =======  ======================================
+What is exported (all named ``wskit_...``): ``connections_open`` (gauge),
+``connections_opened_total``, ``connections_closed_total{code}`` (1006:
+lost), ``messages_total{direction}`` and ``bytes_total{direction}``
+(``in`` / ``out``; bytes of frames as they travel), ``handshake_failures_total{status}``,
+``tls_handshake_failures_total``, ``send_queue_bytes`` (gauge, all
+connections), ``ping_rtt_seconds`` (histogram of keepalive round trips),
+``rooms`` and ``room_clients`` (gauges, ``wskit.Rooms``). The metrics guide
+(``docs/topics/metrics.md``) says what each means and how to query it.
 """
 
 from __future__ import annotations
