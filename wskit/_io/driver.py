@@ -41,7 +41,7 @@ from .._core.protocol import (
     Ping,
     Pong,
 )
-from .._core.proxy import ProxyPolicy
+from .._core.forwarded import ProxyPolicy
 from .._errors import Error, ErrorKind
 from .._settings import Settings
 from .dispatch import Dispatcher, Hooks, hook_name, is_async

@@ -1,11 +1,11 @@
-"""Which address is the client's behind proxies (``_core/proxy.py``)."""
+"""Which address is the client's behind proxies (``_core/forwarded.py``)."""
 
 from __future__ import annotations
 
 import pytest
 
 from wskit import Error, ErrorKind, Headers
-from wskit._core.proxy import ProxyPolicy, parse_networks
+from wskit._core.forwarded import ProxyPolicy, parse_networks
 
 ONE_NGINX = ProxyPolicy.make(("127.0.0.1",), 1, "x-forwarded-for")
 
