@@ -51,7 +51,7 @@ import h11
 
 from .._errors import Error, ErrorKind
 
-__all__ = ["ProxyConnect", "ProxyURL", "parse_proxy_url", "proxy_from_environment"]
+__all__ = ["ProxyConnect", "ProxyURL", "bypasses", "parse_proxy_url", "proxy_from_environment"]
 
 #: Where an ``http://`` proxy listens when its URL names no port (urllib,
 #: requests, httpx and websockets all take 80; curl alone takes 1080).
@@ -70,7 +70,7 @@ class ProxyURL:
 
     @property
     def display(self) -> str:
-        """``http://host:port``, never the password (for messages and logs)."""
+        """``http://[user@]host:port``, never the password (for messages and logs)."""
         shown = f"[{self.host}]" if ":" in self.host else self.host
         user = f"{self.username}@" if self.username is not None else ""
         return f"http://{user}{shown}:{self.port}"
