@@ -12,6 +12,7 @@ import ipaddress
 from collections.abc import Collection
 from typing import Literal
 
+from ._core.proxy import parse_proxy_url
 from ._errors import Error, ErrorKind
 
 __all__ = ["LOOPBACK", "Settings"]
@@ -122,6 +123,19 @@ class Settings:
     #: the port refuses connections). ``None``: no health check.
     health_path: str | None = None
 
+    # -- client --------------------------------------------------------
+    #: HTTP proxy for client connections (``CONNECT``, RFC 9110 section
+    #: 9.3.6; ``wss://`` runs TLS to the server inside the tunnel).
+    #: ``"auto"`` reads the environment like the rest of the Python
+    #: ecosystem (websockets >= 15, urllib, requests, httpx): ``wss_proxy``
+    #: or ``https_proxy`` for ``wss://``; ``ws_proxy``, ``https_proxy`` or
+    #: ``http_proxy`` for ``ws://``; ``no_proxy`` lists hosts to reach
+    #: directly, and loopback is always direct (as Go and Chromium do).
+    #: ``None`` never uses a proxy; ``"http://user:password@host:port"``
+    #: uses that one for every URL. See docs/howto/client-proxy.md. Left
+    #: out of ``repr()``: the URL may hold a password.
+    proxy: str | None = dataclasses.field(default="auto", repr=False)
+
     def __post_init__(self) -> None:
         for name in (
             "max_connections",
@@ -163,6 +177,13 @@ class Settings:
                             f"got {path!r}", ErrorKind.USAGE)
         if self.metrics_path is not None and self.metrics_path == self.health_path:
             raise Error("Settings.metrics_path and health_path must differ", ErrorKind.USAGE)
+        if self.proxy is not None and not isinstance(self.proxy, str):
+            raise Error(
+                f"Settings.proxy must be 'auto', None or an http:// URL, got {self.proxy!r}",
+                ErrorKind.USAGE,
+            )
+        if self.proxy not in ("auto", None):
+            parse_proxy_url(self.proxy, source="Settings.proxy")  # raises USAGE
         if isinstance(self.allowed_origins, str):
             raise Error(
                 "Settings.allowed_origins takes a collection of origins, not one string",

@@ -149,6 +149,11 @@ def settings_argv(args: argparse.Namespace) -> list[str]:
     return argv
 
 
+def proxy_option(text: str) -> str | None:
+    """``--proxy``: a URL, ``auto``, or ``none`` (checked by ``Settings``)."""
+    return None if text.strip().lower() == "none" else text.strip()
+
+
 def non_negative(text: str) -> float:
     """A number of seconds, 0 included."""
     try:

@@ -7,7 +7,7 @@ import argparse
 from .. import __version__
 from .client import cmd_client
 from .dev import cmd_dev
-from .options import add_settings, seconds
+from .options import add_settings, proxy_option, seconds
 from .rooms import add_rooms_options
 from .serve import add_server_options, cmd_echo, cmd_serve
 
@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_argument("--origin", help="send this Origin header")
     client.add_argument("--ca-file", metavar="FILE",
                         help="trust this CA bundle (PEM) for wss:// instead of the system's")
+    client.add_argument("--proxy", dest="setting_proxy", type=proxy_option, metavar="URL",
+                        default=argparse.SUPPRESS,
+                        help="HTTP proxy, http://[user:password@]host:port; 'none' connects "
+                             "directly (default 'auto': the https_proxy, http_proxy and "
+                             "no_proxy environment variables)")
     client.add_argument("--linger", type=float, default=0.5, metavar="SECONDS",
                         help="at the end of stdin, wait until the server has read everything "
                              "and no message came for this long before closing "

@@ -18,6 +18,7 @@ from .._core.protocol import ConnectionCore
 from .._errors import Error, ErrorKind
 from .dispatch import resolve
 from .driver import Connection, extensions_for, make_handshake
+from .proxy import open_stream
 from .transport import SOCKET_ERRORS, or_inf, why
 
 __all__ = ["Opening", "parse_url", "run_client"]
@@ -85,7 +86,9 @@ async def _dial(conn: Connection, url: str, ssl_context: ssl.SSLContext | None) 
     response: Response | None = None
     with trio.move_on_after(timeout) as scope:
         try:
-            stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+            stream: trio.abc.Stream = await open_stream(host, port, secure=secure,
+                                                        settings=settings,
+                                                        connection_id=conn.id)
         except OSError as exc:
             # The cause is one OSError, not trio's group of every attempt:
             # the message already names each reason (never an ExceptionGroup
