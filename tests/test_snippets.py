@@ -79,7 +79,12 @@ class Run:
         i = 0
         while i < len(words):
             word = words[i]
-            if word == "server" and server_port is None and i + 1 < len(words) and words[i + 1].isdigit():
+            if (
+                word == "server"
+                and server_port is None
+                and i + 1 < len(words)
+                and words[i + 1].isdigit()
+            ):
                 server_port = int(words[i + 1])
                 i += 2
                 if i < len(words) and words[i].startswith("/"):
@@ -88,7 +93,12 @@ class Run:
             elif word == "client" and not client:
                 client = True
                 i += 1
-            elif word == "redis" and redis_port is None and i + 1 < len(words) and words[i + 1].isdigit():
+            elif (
+                word == "redis"
+                and redis_port is None
+                and i + 1 < len(words)
+                and words[i + 1].isdigit()
+            ):
                 redis_port = int(words[i + 1])
                 i += 2
             else:
@@ -118,14 +128,18 @@ def _blocks_in(text: str, rel: str) -> Iterator[Block]:
         marker = _MARKER.match(line)
         if marker:
             if pending is not None:
-                raise AssertionError(f"{rel}:{pending[0] + 1}: marker not followed by a ```python block")
+                raise AssertionError(
+                    f"{rel}:{pending[0] + 1}: marker not followed by a ```python block"
+                )
             pending = (i, marker.group("spec"))
             i += 1
             continue
         fence = _FENCE.match(line)
         if fence is None:
             if pending is not None:
-                raise AssertionError(f"{rel}:{pending[0] + 1}: marker not right before a ```python block")
+                raise AssertionError(
+                    f"{rel}:{pending[0] + 1}: marker not right before a ```python block"
+                )
             i += 1
             continue
         indent, mark, info = fence.group("indent", "fence", "info")
@@ -138,11 +152,16 @@ def _blocks_in(text: str, rel: str) -> Iterator[Block]:
         if end == len(lines):
             raise AssertionError(f"{rel}:{i + 1}: unclosed code fence")
         if info == "python":
-            body = [ln[len(indent):] if ln.startswith(indent) else ln.lstrip() for ln in lines[i + 1 : end]]
+            body = [
+                ln[len(indent) :] if ln.startswith(indent) else ln.lstrip()
+                for ln in lines[i + 1 : end]
+            ]
             spec = pending[1] if pending is not None and pending[0] == i - 1 else None
             yield Block(f"{rel}:{i + 1}", "\n".join(body) + "\n", spec)
         elif pending is not None:
-            raise AssertionError(f"{rel}:{pending[0] + 1}: marker before a ```{info} block, not ```python")
+            raise AssertionError(
+                f"{rel}:{pending[0] + 1}: marker before a ```{info} block, not ```python"
+            )
         pending = None
         i = end + 1
     if pending is not None:
@@ -180,8 +199,16 @@ def test_markers_parse() -> None:
     assert Run.parse(" server 3012 /ws/lobby redis 6379 ") == Run(3012, "/ws/lobby", False, 6379)
     assert Run.parse(" client ") == Run(client=True)
     assert Run.parse(" redis 6380 ") == Run(redis_port=6380)
-    for bad in (" ", " serve 3012 ", " server ", " server x ", " client server 3012 ", " client client ", " shell "):
-        with pytest.raises(ValueError):
+    for bad in (
+        " ",
+        " serve 3012 ",
+        " server ",
+        " server x ",
+        " client server 3012 ",
+        " client client ",
+        " shell ",
+    ):
+        with pytest.raises(ValueError, match=r"marker|not both"):
             Run.parse(bad)
 
 
@@ -190,7 +217,10 @@ def test_extraction() -> None:
         "text\n\n<!-- run: server 3012 -->\n```python\nprint(1)\n```\n\n```sh\nls\n```\n\n"
         "- item\n\n    ```python\n    if True:\n        print(2)\n    ```\n",
     )
-    assert [(b.code, b.marker) for b in blocks] == [("print(1)\n", " server 3012 "), ("if True:\n    print(2)\n", None)]
+    assert [(b.code, b.marker) for b in blocks] == [
+        ("print(1)\n", " server 3012 "),
+        ("if True:\n    print(2)\n", None),
+    ]
     assert blocks[0].source.endswith(":4")
 
 
@@ -224,8 +254,14 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, deadline
     while True:
         if proc.poll() is not None:
             out, err = proc.communicate()
-            pytest.fail(f"{what} exited with {proc.returncode} before listening:\n{out.decode()}\n{err.decode()}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            pytest.fail(
+                f"{what} exited with {proc.returncode} before listening:\n"
+                f"{out.decode()}\n{err.decode()}"
+            )
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=0.5),
+        ):
             return
         if time.monotonic() > deadline:
             pytest.fail(f"{what} did not listen on {port}")
@@ -249,31 +285,48 @@ def _background(cmd: list[str], port: int, what: str) -> Iterator[subprocess.Pop
         proc.communicate()
 
 
-async def _round_trip(url: str) -> str:
-    """One websockets round trip; what the server answered, or fail."""
-    with trio.fail_after(10):
-        try:
-            async with websockets.trio.client.connect(url, proxy=None, open_timeout=10) as ws:
-                await ws.send("hello")
-                try:
-                    reply = await ws.recv()
-                except websockets.exceptions.ConnectionClosed as closed:
-                    return f"close {closed.rcvd.code if closed.rcvd else 'without a frame'}"
-                return f"message {reply!r:.60}"
-        except websockets.exceptions.InvalidStatus as refused:
-            return f"HTTP {refused.response.status_code}"
+async def _round_trip(url: str) -> tuple[bool, str]:
+    """One websockets round trip: (whether the server answered, what happened).
+
+    An answer is a message, a close frame, or an HTTP status refusing the
+    handshake; a dropped connection, a broken handshake or silence is not.
+    """
+    try:
+        with trio.fail_after(15):
+            try:
+                async with websockets.trio.client.connect(url, proxy=None) as ws:
+                    await ws.send("hello")
+                    try:
+                        reply = await ws.recv()
+                    except websockets.exceptions.ConnectionClosed as closed:
+                        if closed.rcvd is None:
+                            return False, "the connection dropped without a close frame"
+                        return True, f"close {closed.rcvd.code}"
+                    return True, f"message {reply!r:.60}"
+            except websockets.exceptions.InvalidStatus as refused:
+                return True, f"HTTP {refused.response.status_code}"
+    except (trio.TooSlowError, OSError, websockets.exceptions.WebSocketException) as exc:
+        return False, f"no answer: {exc!r}"
 
 
 def _substitute(code: str, old: int, new: int) -> str:
     return re.sub(rf"(?<![\d.]){old}(?!\d)", str(new), code)
 
 
-def _report(block: Block, proc: subprocess.CompletedProcess[bytes] | subprocess.Popen[bytes], out: bytes, err: bytes) -> str:
-    return f"{block.source} exited with {proc.returncode}\n--- stdout\n{out.decode()}\n--- stderr\n{err.decode()}"
+def _report(
+    block: Block,
+    proc: subprocess.CompletedProcess[bytes] | subprocess.Popen[bytes],
+    out: bytes,
+    err: bytes,
+) -> str:
+    return (
+        f"{block.source} exited with {proc.returncode}\n"
+        f"--- stdout\n{out.decode()}\n--- stderr\n{err.decode()}"
+    )
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=[b.source for b in BLOCKS])
-def test_block_runs(block: Block, tmp_path: pathlib.Path) -> None:
+def _run(block: Block, tmp_path: pathlib.Path) -> None:
+    """Run one block as its marker says; fails the calling test if it fails."""
     run = Run.parse(block.marker)
     code = block.code
     with contextlib.ExitStack() as stack:
@@ -282,14 +335,32 @@ def test_block_runs(block: Block, tmp_path: pathlib.Path) -> None:
             assert server is not None, "redis-server is needed (bash .ci/apt installs it)"
             port = _free_port()
             code = _substitute(code, run.redis_port, port)
-            stack.enter_context(
-                _background([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                            port, "redis-server"))
+            redis = [
+                server,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ]
+            stack.enter_context(_background(redis, port, "redis-server"))
         if run.client:
             port = _free_port()
             code = _substitute(code, 3012, port)
-            stack.enter_context(_background(
-                [sys.executable, "-m", "wskit", "echo", "--host", "127.0.0.1", "--port", str(port)], port, "wskit echo"))
+            echo = [
+                sys.executable,
+                "-m",
+                "wskit",
+                "echo",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ]
+            stack.enter_context(_background(echo, port, "wskit echo"))
         server_port = None
         if run.server_port is not None:
             server_port = _free_port()
@@ -307,12 +378,51 @@ def test_block_runs(block: Block, tmp_path: pathlib.Path) -> None:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             _wait_for_port(server_port, proc, block.source, time.monotonic() + TIMEOUT_S / 2)
-            answer = trio.run(_round_trip, f"ws://127.0.0.1:{server_port}{run.server_path}")
-            assert answer
+            url = f"ws://127.0.0.1:{server_port}{run.server_path}"
+            answered, answer = trio.run(_round_trip, url)
             proc.send_signal(signal.SIGINT)
             out, err = proc.communicate(timeout=TIMEOUT_S / 2)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
-        assert proc.returncode == 0, _report(block, proc, out, err) + f"\n(answer to the round trip: {answer})"
+        report = _report(block, proc, out, err) + f"\n(the round trip to {url}: {answer})"
+        assert answered, report
+        assert proc.returncode == 0, report
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[b.source for b in BLOCKS])
+def test_block_runs(block: Block, tmp_path: pathlib.Path) -> None:
+    _run(block, tmp_path)
+
+
+_FAILING = {
+    "exit status 3": (None, "raise SystemExit(3)\n"),
+    "client exits 1": (" client ", "import sys\nsys.exit(1)\n"),
+    "server never listens": (" server 3012 ", "import time\ntime.sleep(0.2)\n"),
+    "server hangs up without answering": (
+        " server 3012 ",
+        """\
+import socket
+srv = socket.create_server(("127.0.0.1", 3012))
+while True:
+    conn, _ = srv.accept()
+    conn.close()
+""",
+    ),
+    "server fails on SIGINT": (
+        " server 3012 ",
+        """\
+import wskit
+wskit.listen("127.0.0.1:3012", lambda out: out.send)
+raise SystemExit(1)
+""",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_FAILING))
+def test_the_runner_fails_broken_blocks(case: str, tmp_path: pathlib.Path) -> None:
+    marker, code = _FAILING[case]
+    with pytest.raises((AssertionError, pytest.fail.Exception)):
+        _run(Block(f"selftest:{case}", code, marker), tmp_path)

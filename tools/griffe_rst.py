@@ -32,7 +32,9 @@ def markdown_of(text: str) -> str:
             indent = len(line) - len(line.lstrip())
             j = i + 1
             block: list[str] = []
-            while j < len(lines) and (not lines[j].strip() or len(lines[j]) - len(lines[j].lstrip()) > indent):
+            while j < len(lines) and (
+                not lines[j].strip() or len(lines[j]) - len(lines[j].lstrip()) > indent
+            ):
                 block.append(lines[j])
                 j += 1
             while block and not block[-1].strip():
@@ -40,7 +42,13 @@ def markdown_of(text: str) -> str:
             body = [ln for ln in block if ln.strip()]
             cut = min((len(ln) - len(ln.lstrip()) for ln in body), default=0)
             pad = " " * indent
-            out += ["", pad + "```python", *[pad + ln[cut:] if ln.strip() else "" for ln in block[1:]], pad + "```", ""]
+            out += [
+                "",
+                pad + "```python",
+                *[pad + ln[cut:] if ln.strip() else "" for ln in block[1:]],
+                pad + "```",
+                "",
+            ]
             i = j
             continue
         out.append(line)
