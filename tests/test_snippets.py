@@ -49,7 +49,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 TIMEOUT_S = 60.0
 #: README.md and docs/ hold at least this many Python blocks: a broken
 #: extractor that finds none (or a few) must not pass.
-MIN_BLOCKS = 30
+MIN_BLOCKS = 25
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>```+|~~~+)[ \t]*(?P<info>[^\s`]*)[^`\n]*$")
 _MARKER = re.compile(r"^\s*<!--\s*run:(?P<spec>.*?)-->\s*$")
