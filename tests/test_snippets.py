@@ -172,17 +172,34 @@ def _markdown_files() -> list[pathlib.Path]:
     return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 
-def _all_blocks() -> list[Block]:
-    return [block for path in _markdown_files() for block in _blocks_of(path)]
+def _all_blocks() -> tuple[list[Block], list[str]]:
+    """Every block, and the pages whose markers or fences are malformed.
+
+    A malformed page fails ``test_every_page_is_well_formed`` (by name)
+    instead of breaking the collection of every other block.
+    """
+    blocks: list[Block] = []
+    problems: list[str] = []
+    for path in _markdown_files():
+        try:
+            blocks += list(_blocks_of(path))
+        except AssertionError as exc:
+            problems.append(str(exc))
+    return blocks, problems
 
 
-BLOCKS = _all_blocks()
+BLOCKS, PROBLEMS = _all_blocks()
+
+
+def test_every_page_is_well_formed() -> None:
+    assert not PROBLEMS
 
 
 def test_the_docs_have_blocks_to_run() -> None:
     assert len(BLOCKS) >= MIN_BLOCKS, [b.source for b in BLOCKS]
     markers = {Run.parse(b.marker).server_port is not None for b in BLOCKS}
     assert markers == {True, False}, "both servers and self-contained programs are exercised"
+    assert any(Run.parse(b.marker).client for b in BLOCKS), "client blocks are exercised"
 
 
 # ----------------------------------------------------------------------
@@ -419,6 +436,38 @@ raise SystemExit(1)
 """,
     ),
 }
+
+
+_PASSING = {
+    # The runner's redis really is a redis on the port the block names.
+    "redis": (" redis 6379 ", """\
+import socket
+with socket.create_connection(("127.0.0.1", 6379)) as s:
+    s.sendall(b"PING\\r\\n")
+    assert s.recv(64) == b"+PONG\\r\\n"
+"""),
+    # A server next to a redis: both ports are substituted.
+    "server and redis": (" server 3012 /x redis 6379 ", """\
+import os
+import socket
+import wskit
+with socket.create_connection(("127.0.0.1", 6379)) as s:
+    s.sendall(b"PING\\r\\n")
+    assert s.recv(64) == b"+PONG\\r\\n"
+class Check(wskit.Handler):
+    def on_open(self, handshake):
+        if handshake.request.path != "/x":
+            os._exit(1)        # no answer at all: the round trip fails
+        self.out.send("ok")
+wskit.listen("127.0.0.1:3012", Check)
+"""),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_PASSING))
+def test_the_runner_provides_what_markers_promise(case: str, tmp_path: pathlib.Path) -> None:
+    marker, code = _PASSING[case]
+    _run(Block(f"selftest:{case}", code, marker), tmp_path)
 
 
 @pytest.mark.parametrize("case", sorted(_FAILING))
