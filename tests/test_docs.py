@@ -28,6 +28,9 @@ import yaml
 
 import wskit
 
+# The site build takes ~15 s on a busy 2-core machine.
+pytestmark = pytest.mark.slow
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 #: The site has at least this many pages: a build that loses most of them fails.

@@ -408,6 +408,7 @@ def _run(block: Block, tmp_path: pathlib.Path) -> None:
         assert proc.returncode == 0, report
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.source for b in BLOCKS])
 def test_block_runs(block: Block, tmp_path: pathlib.Path) -> None:
     _run(block, tmp_path)
