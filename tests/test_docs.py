@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html.parser
 import os
 import pathlib
@@ -158,6 +159,9 @@ def test_the_reference_renders_every_public_name(site: pathlib.Path) -> None:
     ids = _parse(site / "reference" / "api" / "index.html").ids
     assert public <= ids, f"not rendered: {sorted(public - ids)}"
     assert "wskit.testing" in ids and "wskit.testing.connect" in ids
+    # Settings fields are documented with "#:" comments (tools/griffe_rst.py).
+    fields = {f"wskit.Settings.{f.name}" for f in dataclasses.fields(wskit.Settings)}
+    assert fields <= ids, f"Settings fields not rendered: {sorted(fields - ids)}"
 
 
 def test_docstrings_render_without_rest_markup(site: pathlib.Path) -> None:

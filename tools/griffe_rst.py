@@ -4,6 +4,10 @@ mkdocstrings renders Markdown. Roles become inline code and ``::`` blocks
 become Python code blocks, so the API reference reads cleanly without
 rewriting every docstring.
 
+Attributes are documented the Sphinx way, with ``#:`` comments above them
+(every ``Settings`` field is); griffe does not read those, so this
+extension turns them into the attributes' docstrings.
+
 Loaded by ``mkdocs.yml`` (``extensions:`` of the python handler).
 """
 
@@ -56,8 +60,28 @@ def markdown_of(text: str) -> str:
     return "\n".join(out)
 
 
+def comment_above(lines: list[str], lineno: int) -> str | None:
+    """The ``#:`` comment block right above line ``lineno`` (1-based), if any."""
+    found: list[str] = []
+    i = lineno - 2
+    while i >= 0 and lines[i].lstrip().startswith("#:"):
+        found.append(lines[i].lstrip()[2:].strip())
+        i -= 1
+    return "\n".join(reversed(found)) or None
+
+
 class RestToMarkdown(griffe.Extension):
     """Rewrites every docstring once griffe has loaded the object."""
+
+    def on_attribute_instance(self, *, attr: griffe.Attribute, **kwargs: Any) -> None:
+        if attr.docstring is None and attr.lineno is not None:
+            try:
+                lines = attr.lines_collection[attr.filepath]  # type: ignore[index]
+            except (KeyError, TypeError):
+                return
+            text = comment_above(list(lines), attr.lineno)
+            if text:
+                attr.docstring = griffe.Docstring(markdown_of(text), parent=attr)
 
     def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
         if obj.docstring is not None:
