@@ -246,3 +246,19 @@ def test_the_systemd_unit_verifies(tmp_path: pathlib.Path) -> None:
     assert str(path) not in done.stdout + done.stderr, (
         done.stdout + done.stderr
     )  # no "unknown key" notes
+
+
+# ----------------------------------------------------------------------
+# The README's links into the docs (read on GitHub or PyPI, not by mkdocs)
+
+
+def test_the_readme_links_resolve() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = [t for t in re.findall(r"\]\(([^)\s]+)\)", readme) if "://" not in t]
+    assert len(targets) >= 10, targets
+    missing = [t for t in targets if not (ROOT / t.split("#")[0]).exists()]
+    assert not missing, missing
+    linked = {t.split("#")[0] for t in targets}
+    pages = {p.relative_to(ROOT).as_posix() for p in _pages()}
+    assert "docs/tutorial.md" in linked and "docs/reference/api.md" in linked
+    assert linked & pages, "the README links into docs/"
