@@ -6,7 +6,8 @@ Three ways in::
     wskit.connect("ws://127.0.0.1:3012", factory)
     class Server(wskit.Handler): ...
 
-See README.md for the guide; every public name is listed in ``__all__``.
+The guide and the API reference are the documentation site (``docs/``,
+``mkdocs serve``); every public name is listed in ``__all__``.
 """
 
 from ._api import connect, listen
