@@ -159,13 +159,13 @@ def test_the_reference_renders_every_public_name(site: pathlib.Path) -> None:
     ids = _parse(site / "reference" / "api" / "index.html").ids
     assert public <= ids, f"not rendered: {sorted(public - ids)}"
     assert "wskit.testing" in ids and "wskit.testing.connect" in ids
-    # Settings fields are documented with "#:" comments (tools/griffe_rst.py).
+    # Settings fields are documented with "#:" comments (docs/_ext/griffe_rst.py).
     fields = {f"wskit.Settings.{f.name}" for f in dataclasses.fields(wskit.Settings)}
     assert fields <= ids, f"Settings fields not rendered: {sorted(fields - ids)}"
 
 
 def test_docstrings_render_without_rest_markup(site: pathlib.Path) -> None:
-    # tools/griffe_rst.py turns :class:`X` roles and "::" blocks into Markdown.
+    # docs/_ext/griffe_rst.py turns :class:`X` roles and "::" blocks into Markdown.
     text = (site / "reference" / "api" / "index.html").read_text(encoding="utf-8")
     assert not re.search(r":(class|meth|func|attr|data|mod):", text)
 
