@@ -12,13 +12,13 @@ See README.md for the guide; every public name is listed in ``__all__``.
 from ._api import connect, listen
 from ._core.http import Handshake, Headers, Request, Response
 from ._core.messages import CloseCode, Message
-from ._errors import Error, ErrorKind
+from ._errors import ConnectionClosed, Error, ErrorKind
 from ._handler import Factory, Handler
 from ._hub.comms import Comms, Everyone, Except, RoomComms
 from ._io.outlet import Timeout
 from ._router import Router
 from ._sender import Sender
-from ._settings import Settings
+from ._settings import Reconnect, Settings
 from ._websocket import WebSocket
 from .rooms import ClientId, RoomContext, Rooms, RoomService, RoomStats
 
@@ -28,6 +28,7 @@ __all__ = [
     "ClientId",
     "CloseCode",
     "Comms",
+    "ConnectionClosed",
     "Error",
     "ErrorKind",
     "Everyone",
@@ -37,6 +38,7 @@ __all__ = [
     "Handshake",
     "Headers",
     "Message",
+    "Reconnect",
     "Request",
     "Response",
     "RoomComms",

@@ -92,7 +92,8 @@ class Connection:
         "transport",
     )
 
-    def __init__(self, host: Host, *, client: bool, connection_id: int) -> None:
+    def __init__(self, host: Host, *, client: bool, connection_id: int,
+                 outlet: Outlet | None = None) -> None:
         self.id = connection_id
         self.host = host
         self.settings = host.settings
@@ -105,7 +106,7 @@ class Connection:
         self.core: ConnectionCore | None = None
         self.transport: Transport | None = None
         self.handshake: Handshake | None = None
-        self.outlet = Outlet(self)
+        self.outlet = Outlet(self) if outlet is None else outlet.attach(self)
         #: trio time when the connection opened; ``None`` if it never did.
         self.opened_at: float | None = None
         #: Why the stream was lost (``""`` unless it was): it ended without
@@ -413,7 +414,7 @@ class Connection:
         if self.lost_why and opened and transport is not None:
             self.log.info("connection %d: lost (%s)", self.id, self.lost_why)
             transport.write_now()  # a last close frame, if the kernel takes it
-            unsent = self.outlet.queued_bytes
+            unsent = self.outlet.unsent_bytes
         if transport is not None:
             await transport.close_now()
         if opened and dispatch is not None:
