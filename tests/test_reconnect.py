@@ -665,3 +665,85 @@ async def test_hundred_clients_spread_their_reconnects(
     assert sorted(m for _, m in echo.received) == sorted(
         f"back {h.out.connection_id}" for h in factory.made)
     assert all(number > 100 for number, _ in echo.received)
+
+
+# ----------------------------------------------------------------------
+# What cannot be retried
+
+
+async def test_bad_url_is_not_retried(log: Any) -> None:
+    async with client(Factory(log)) as ws:
+        with pytest.raises(wskit.Error) as caught:
+            await ws.connect("http://127.0.0.1:1/", reconnect=FAST)
+    assert caught.value.kind is wskit.ErrorKind.USAGE
+    assert log.of("reconnecting") == []
+
+
+async def test_a_failing_factory_is_not_retried(serve: Any) -> None:
+    made = 0
+
+    def factory(out: wskit.Sender) -> Any:
+        nonlocal made
+        made += 1
+        raise RuntimeError("no handler today")
+
+    server = await serve(Closer, QUIET)
+    async with client(factory) as ws:
+        with pytest.raises(wskit.Error) as caught:
+            await ws.connect(server.url(), reconnect=FAST)
+    assert caught.value.kind is wskit.ErrorKind.CUSTOM and made == 1
+
+
+async def test_failed_attempts_reach_on_error_and_on_reconnecting(log: Any) -> None:
+    policy = wskit.Reconnect(initial_delay=0.01, max_attempts=2)
+    async with client(Factory(log)) as ws:
+        with pytest.raises(wskit.Error):
+            await ws.connect(f"ws://127.0.0.1:{free_port()}/", reconnect=policy)
+    errors = [err for (err,) in log.of("error")]
+    assert [e.kind for e in errors] == [wskit.ErrorKind.IO] * 3  # first try + 2 attempts
+    assert [e for _, _, e, _ in log.of("reconnecting")] == errors[:2]
+
+
+async def test_a_plain_callable_handler_reconnects(serve: Any) -> None:
+    """No ``on_reconnecting``: the policy's delay is waited as it is."""
+    got: list[str] = []
+    done = trio.Event()
+
+    def factory(out: wskit.Sender) -> Callable[[wskit.Message], None]:
+        out.send("restart, please")  # queued before the first open
+
+        def on_message(msg: wskit.Message) -> None:
+            got.append(str(msg))
+            done.set()
+
+        return on_message
+
+    connections = 0
+
+    class Restarter(wskit.Handler):
+        def on_open(self, handshake: wskit.Handshake) -> None:
+            nonlocal connections
+            connections += 1
+            if connections == 2:
+                self.out.send("welcome back")
+
+        def on_message(self, msg: wskit.Message) -> None:
+            self.out.close(1012)
+
+    server = await serve(Restarter, QUIET)
+    async with client(factory) as ws:
+        out = await ws.connect(server.url(), reconnect=FAST)
+        with trio.fail_after(TIMEOUT):
+            await done.wait()
+        out.close()
+    assert got == ["welcome back"] and connections == 2
+
+
+async def test_shutdown_while_open_ends_it(serve: Any, log: Any) -> None:
+    server = await serve(lambda out: out.send, QUIET)
+    async with client(Factory(log)) as ws:
+        await ws.connect(server.url(), reconnect=FAST)
+        ws.shutdown()
+    assert log.of("close") == [(1001, "going away")]
+    assert log.of("reconnecting") == []
+    assert len(log.of("lost")) == 1

@@ -184,7 +184,7 @@ async def test_many_clients_spread_their_attempts(
     url = refused_url()
     async with wskit.WebSocket(lambda out: Counting(out, seen), settings) as ws:
         for _ in range(100):
-            ws.hub.connect(url, policy)
+            ws.broadcaster().connect(url, reconnect=policy)
     for attempt, window in ((1, 1.0), (2, 2.0), (3, 4.0)):
         delays = sorted(d for a, d, _, _ in seen if a == attempt)
         assert len(delays) == 100

@@ -143,5 +143,8 @@ class ConnectionClosed(Error):
         object.__setattr__(self, "code", code)
         object.__setattr__(self, "reason", reason)
 
+    def __repr__(self) -> str:
+        return f"wskit.ConnectionClosed({int(self.code)}, {self.reason!r})"
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (ConnectionClosed, (self.code, self.reason))

@@ -233,13 +233,13 @@ class Session:
             return
         if self.host.closing:
             self.stopped = "the WebSocket is shutting down"
-        elif self.handler is None:
-            self.stopped = "no handler (the factory failed)"
         elif isinstance(error, ConnectionClosed):
             if int(error.code) in policy.stop_codes:
                 self.stopped = f"close code {int(error.code)} ends reconnecting"
         elif error.kind is ErrorKind.USAGE:
-            self.stopped = "the connection cannot be opened as asked"
+            self.stopped = "the connection cannot be opened as asked (bad URL?)"
+        elif self.handler is None:
+            self.stopped = "no handler (the factory failed)"
         elif error.status is not None and error.status in policy.stop_statuses:
             self.stopped = f"HTTP {error.status} ends reconnecting"
         if not self.stopped and policy.max_attempts is not None and (
