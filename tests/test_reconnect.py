@@ -180,8 +180,9 @@ async def test_restarted_wskit_server_gets_the_gap_messages_in_order(
         await server.stop()
         await log.wait("close")
         assert log.of("close") == [(1001, "server shutting down")]
-        for i in range(5):
+        for i in range(4):
             out.send(f"gap {i}")  # nothing is open: into the outbox, no error
+        await trio.to_thread.run_sync(out.send, "gap 4")  # from another thread too
         assert out.queued_bytes == 5 * len("gap 0")
         await server.start()
         await echo.wait(6)
@@ -747,3 +748,29 @@ async def test_shutdown_while_open_ends_it(serve: Any, log: Any) -> None:
     assert log.of("close") == [(1001, "going away")]
     assert log.of("reconnecting") == []
     assert len(log.of("lost")) == 1
+
+
+async def test_timers_set_while_disconnected_start_on_the_next_connection(
+    wskit_server: tuple[Restartable, EchoServer], log: Any
+) -> None:
+    server, _ = wskit_server
+
+    class Timed(Client):
+        def on_close(self, code: int, reason: str) -> None:
+            super().on_close(code, reason)
+            if self.opens == 1:
+                self.out.timeout(0, "set while disconnected")
+
+        def on_timeout(self, token: Any) -> None:
+            self.log("timeout", token, self.opens)
+
+    async with client(Factory(log, Timed)) as ws:
+        out = await ws.connect(server.url, reconnect=FAST)
+        await server.stop()
+        await log.wait("close")
+        await trio.sleep(0.05)
+        assert log.of("timeout") == []  # not while nothing is open
+        await server.start()
+        await log.wait("timeout")
+        out.close()
+    assert log.of("timeout") == [("set while disconnected", 2)]

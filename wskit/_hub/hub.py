@@ -12,6 +12,7 @@ from typing import Any
 
 from .._io.outlet import byte_size
 from .._io.portal import Portal
+from .._settings import Reconnect
 from .backplane import Backplane, LocalBackplane
 from .registry import Registry
 
@@ -63,7 +64,7 @@ class Hub:
         """In the Trio thread: run ``fn(*args)`` in the WebSocket's nursery."""
         self._spawn(fn, *args)
 
-    def connect(self, url: str, reconnect: Any = None) -> None:
+    def connect(self, url: str, reconnect: Reconnect | None = None) -> None:
         """Open a client connection from the same WebSocket (any thread);
         ``reconnect`` is a checked ``Reconnect`` policy or ``None``."""
         self.portal.call(self._connect, url, reconnect)

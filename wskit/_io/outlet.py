@@ -185,7 +185,8 @@ class Outlet:
             self._close = (code, reason)
 
     def ended(self) -> None:
-        self._timers = None
+        if self.carrier is None:  # else they wait for the next connection
+            self._timers = None
 
     # -- what a Sender asks for ------------------------------------------
 
