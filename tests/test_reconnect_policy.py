@@ -35,7 +35,8 @@ def refused_url() -> str:
 
 
 @pytest.mark.parametrize("kwargs", [
-    {"initial_delay": -1}, {"max_delay": float("inf")}, {"server_delay": "2"},
+    {"initial_delay": -1}, {"initial_delay": 0}, {"max_delay": 0},
+    {"max_delay": float("inf")}, {"server_delay": -0.5}, {"server_delay": "2"},
     {"max_server_delay": True}, {"factor": 0.5}, {"factor": float("nan")},
     {"jitter": "equal"}, {"max_attempts": 0}, {"max_attempts": 1.5},
     {"max_attempts": True}, {"stop_codes": 1008}, {"stop_codes": ["1008"]},

@@ -204,10 +204,13 @@ class Reconnect:
     def __post_init__(self) -> None:
         for name in ("initial_delay", "max_delay", "server_delay", "max_server_delay"):
             value = getattr(self, name)
+            # The backoff's own delays must be positive: at 0 a client would
+            # spin against a server that refuses it. A server may ask for 0.
+            low = 0.0 if name.endswith("server_delay") else 1e-9
             if isinstance(value, bool) or not isinstance(value, int | float) or not (
-                    0 <= value < float("inf")):
-                raise Error(f"Reconnect.{name} must be a number of seconds >= 0, got "
-                            f"{value!r}", ErrorKind.USAGE)
+                    low <= value < float("inf")):
+                raise Error(f"Reconnect.{name} must be a number of seconds "
+                            f"{'>= 0' if low == 0 else '> 0'}, got {value!r}", ErrorKind.USAGE)
         if isinstance(self.factor, bool) or not isinstance(self.factor, int | float) or not (
                 1 <= self.factor < float("inf")):
             raise Error(f"Reconnect.factor must be >= 1, got {self.factor!r}", ErrorKind.USAGE)
