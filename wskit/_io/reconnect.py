@@ -213,7 +213,7 @@ class Session:
                     error = tried.error or Error(f"could not connect to {self.url}",
                                                  ErrorKind.IO, connection_id=conn.id)
                     wish = retry_after(error)
-                self._check_stop(conn, error, attempt + 1)
+                self._check_stop(error, attempt + 1)
                 if self.stopped:
                     break
                 attempt += 1
@@ -225,9 +225,13 @@ class Session:
             log.exception("connection %d: internal error in wskit's reconnecting", self.id)
             self.stopped = self.stopped or "internal error"
         finally:
-            await self._finish(error)
+            # Shielded and bounded, like on_close: the outbox is reported and
+            # the factory told even when a hard shutdown cancels everything.
+            deadline = trio.current_time() + (self.settings.close_timeout or 10.0)
+            with trio.CancelScope(shield=True, deadline=deadline):
+                await self._finish(error)
 
-    def _check_stop(self, conn: Connection, error: Error, attempt: int) -> None:
+    def _check_stop(self, error: Error, attempt: int) -> None:
         policy = self.policy
         if self.stopped:
             return
