@@ -201,6 +201,9 @@ async def test_restarted_wskit_server_gets_the_gap_messages_in_order(
         assert FAST.server_delay <= delay <= 1.5 * FAST.server_delay  # 1001: the server's wish
         assert echo.senders[0].connection_id != echo.senders[1].connection_id
         out.close()
+        with pytest.raises(wskit.Error) as caught:
+            out.send("after close")  # raises at once, as without reconnect=
+        assert caught.value.kind is wskit.ErrorKind.QUEUE
     # Closed by the application: no reconnect, the factory hears once.
     assert log.of("lost") == [(id(handler),)]
     assert log.names().count("close") == 2

@@ -302,8 +302,9 @@ class Outlet:
 
     def close(self, code: int, reason: str) -> None:
         carrier = self.carrier
-        if carrier is not None:
-            carrier.close_requested()  # the application's close: no reconnect
+        if carrier is not None:  # the application's close: no reconnect
+            self.carrier = None  # and sends raise from now on, as after any close
+            carrier.close_requested()
         if self._conn.phase is Phase.CONNECTING:
             self._close = (code, reason)
         else:
