@@ -127,6 +127,7 @@ def test_retry_after_header() -> None:
     assert retry_after(_rejected([("Retry-After", "120")])) == 120.0
     assert retry_after(_rejected([])) is None
     assert retry_after(_rejected([("Retry-After", "soon")])) is None
+    assert retry_after(_rejected([("Retry-After", "\u00b2")])) is None  # a digit, not ASCII
     assert retry_after(wskit.Error("refused", wskit.ErrorKind.IO)) is None
     when = email.utils.formatdate(time.time() + 60, usegmt=True)
     assert 55 <= (retry_after(_rejected([("Retry-After", when)])) or 0) <= 61
