@@ -13,13 +13,13 @@ The guide and the API reference are the documentation site (``docs/``,
 from ._api import connect, listen
 from ._core.http import Handshake, Headers, Request, Response
 from ._core.messages import CloseCode, Message
-from ._errors import Error, ErrorKind
+from ._errors import ConnectionClosed, Error, ErrorKind
 from ._handler import Factory, Handler
 from ._hub.comms import Comms, Everyone, Except, RoomComms
 from ._io.outlet import Timeout
 from ._router import Router
 from ._sender import Sender
-from ._settings import Settings
+from ._settings import Reconnect, Settings
 from ._websocket import WebSocket
 from .rooms import ClientId, RoomContext, Rooms, RoomService, RoomStats
 
@@ -29,6 +29,7 @@ __all__ = [
     "ClientId",
     "CloseCode",
     "Comms",
+    "ConnectionClosed",
     "Error",
     "ErrorKind",
     "Everyone",
@@ -38,6 +39,7 @@ __all__ = [
     "Handshake",
     "Headers",
     "Message",
+    "Reconnect",
     "Request",
     "Response",
     "RoomComms",

@@ -8,7 +8,8 @@ import trio
 
 from ._errors import Error, ErrorKind
 from ._handler import FactoryLike
-from ._settings import Settings
+from ._io.reconnect import policy_from
+from ._settings import Reconnect, Settings
 from ._websocket import WebSocket
 
 __all__ = ["connect", "listen"]
@@ -44,6 +45,7 @@ def connect(
     *,
     settings: Settings | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    reconnect: Reconnect | bool | None = None,
 ) -> None:
     """Connect to ``url`` (``ws://`` or ``wss://``) and run until it closes.
 
@@ -51,13 +53,19 @@ def connect(
     ``Sender.connect()``, has closed. Raises ``wskit.Error`` if the connection
     can't be opened: refused or timed out (``IO``), handshake rejected
     (``HTTP``, with ``status``), bad URL (``USAGE``), TLS (``SSL``).
+
+    ``reconnect=`` (a :class:`wskit.Reconnect`, or ``True`` for its
+    defaults) keeps the same handler going over new connections whenever one
+    drops, until the policy stops or the handler closes; then this returns
+    (or raises the last error if no connection ever opened).
     """
 
     _refuse_inside_trio("connect", "await ws.connect(url)")
+    policy_from(reconnect)  # a wrong value fails here, before any loop runs
 
     async def main() -> None:
         async with WebSocket(factory, settings) as ws:
-            await ws.connect(url, ssl_context=ssl_context)
+            await ws.connect(url, ssl_context=ssl_context, reconnect=reconnect)
 
     trio.run(main)
 

@@ -63,14 +63,19 @@ class Error(Exception):
 
     ``status`` is the HTTP status for ``ErrorKind.HTTP`` errors (a rejected
     handshake, or the status wskit answered a refused request with),
-    ``None`` otherwise. ``connection_id`` names the connection the error
-    belongs to, when there is one. Immutable.
+    ``None`` otherwise. ``response`` is the server's whole answer when a
+    client's handshake was refused (its headers, e.g. ``Retry-After``, and
+    body). ``connection_id`` names the connection the error belongs to,
+    when there is one. Immutable.
     """
 
     message: str
     kind: ErrorKind
     status: int | None
     connection_id: int | None
+    #: A ``wskit.Response`` (typed ``Any``: this module imports nothing of
+    #: wskit, and ``Response`` itself raises ``Error``).
+    response: Any
 
     def __init__(
         self,
@@ -79,6 +84,7 @@ class Error(Exception):
         *,
         status: int | None = None,
         connection_id: int | None = None,
+        response: Any = None,
     ) -> None:
         super().__init__(message)
         set_ = object.__setattr__
@@ -86,6 +92,7 @@ class Error(Exception):
         set_(self, "kind", kind)
         set_(self, "status", status)
         set_(self, "connection_id", connection_id)
+        set_(self, "response", response)
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Python itself sets the traceback and context fields while raising.
@@ -98,7 +105,8 @@ class Error(Exception):
         """This error as one that names ``connection_id`` (itself if it already does)."""
         if self.connection_id == connection_id:
             return self
-        copy = Error(self.message, self.kind, status=self.status, connection_id=connection_id)
+        copy = Error(self.message, self.kind, status=self.status, connection_id=connection_id,
+                     response=self.response)
         copy.__cause__ = self.__cause__
         return copy
 
@@ -111,17 +119,21 @@ class Error(Exception):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self.message, self.kind, self.status,
-                           self.connection_id))
+                           self.connection_id, self.response))
 
 
 def _rebuild(cls: type[Error], message: str, kind: ErrorKind, status: int | None,
-             connection_id: int | None) -> Error:
-    return Error(message, kind, status=status, connection_id=connection_id)
+             connection_id: int | None, response: Any = None) -> Error:
+    return Error(message, kind, status=status, connection_id=connection_id,
+                 response=response)
 
 
 class ConnectionClosed(Error):
-    """Raised by the test kit's :class:`wskit.testing.Client` once its
-    connection is closed (``kind`` is ``IO``); ``code``/``reason`` say how."""
+    """A connection is over; ``code``/``reason`` say how (``kind`` is ``IO``).
+
+    Raised by the test kit's :class:`wskit.testing.Client` once its
+    connection is closed, and given to ``Handler.on_reconnecting`` when a
+    reconnecting client's connection ended."""
 
     code: int
     reason: str
@@ -130,6 +142,9 @@ class ConnectionClosed(Error):
         super().__init__(f"connection closed: {int(code)} {reason!r}", ErrorKind.IO)
         object.__setattr__(self, "code", code)
         object.__setattr__(self, "reason", reason)
+
+    def __repr__(self) -> str:
+        return f"wskit.ConnectionClosed({int(self.code)}, {self.reason!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (ConnectionClosed, (self.code, self.reason))

@@ -103,6 +103,26 @@ class Handler:
     def on_shutdown(self) -> Maybe:
         """The WebSocket is shutting down; the close (1001) follows."""
 
+    @default_hook
+    def on_reconnecting(self, attempt: int, delay: float, error: Error
+                        ) -> bool | float | Awaitable[bool | float | None] | None:
+        """A reconnecting client (``reconnect=``) is about to wait ``delay``
+        seconds before attempt number ``attempt`` (1, 2, ... since the last
+        connection that opened).
+
+        ``error`` says why: a :class:`wskit.ConnectionClosed` (``code``,
+        ``reason``) after an open connection ended (its ``on_close`` has
+        run), or the :class:`wskit.Error` of the attempt that failed
+        (``IO``, ``HTTP`` with ``status`` and ``response``, ``SSL``...).
+
+        Return ``None`` (or ``True``) to wait ``delay``, a number of seconds
+        to wait that instead, or ``False`` to stop reconnecting for good.
+        Raising stops it too (the error is logged and given to
+        ``on_error``). ``build_request`` runs again before each attempt: a
+        fresh token goes there.
+        """
+        return None
+
 
 HandlerLike = Handler | Callable[[Message], Any] | Any
 FactoryLike = Union["Factory", Callable[["Sender"], HandlerLike]]

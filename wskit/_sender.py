@@ -24,6 +24,8 @@ from ._core.protocol import check_close
 from ._errors import Error, ErrorKind
 from ._hub.delivery import send_from_anywhere
 from ._io.outlet import Outlet, Timeout
+from ._io.reconnect import policy_from
+from ._settings import Reconnect
 
 if TYPE_CHECKING:
     from ._hub.comms import Comms
@@ -136,13 +138,16 @@ class Sender:
         if self._outlet is not None:
             self._portal.call(self._outlet.cancel_timer, timeout)
 
-    def connect(self, url: str) -> None:
+    def connect(self, url: str, *, reconnect: Reconnect | bool | None = None) -> None:
         """Open a client connection to ``url`` from the same WebSocket.
 
         Returns at once; the new connection's handler (made by the same
-        factory) sees ``on_open`` or, if it fails, ``on_error``.
+        factory) sees ``on_open`` or, if it fails, ``on_error``. With
+        ``reconnect=`` (a :class:`wskit.Reconnect` or ``True``), that
+        handler and its Sender carry on over new connections whenever one
+        drops (see ``WebSocket.connect``).
         """
-        self.hub.connect(url)
+        self.hub.connect(url, policy_from(reconnect))
 
     def shutdown(self) -> None:
         """Shut the whole WebSocket down (every connection gets 1001)."""

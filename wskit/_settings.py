@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import random
 from collections.abc import Collection
 from typing import Literal
 
 from ._core.proxy import parse_proxy_url
 from ._errors import Error, ErrorKind
 
-__all__ = ["LOOPBACK", "Settings"]
+__all__ = ["DEFAULT_STOP_CODES", "DEFAULT_STOP_STATUSES", "LOOPBACK", "Reconnect", "Settings"]
 
 #: What ``trust_proxy_headers=True`` trusts: a proxy on this machine.
 LOOPBACK = ("127.0.0.0/8", "::1")
@@ -218,3 +219,116 @@ class Settings:
         if self.trusted_proxies:
             return tuple(self.trusted_proxies)
         return LOOPBACK if self.trust_proxy_headers else ()
+
+# ----------------------------------------------------------------------
+# Reconnecting clients
+
+#: Close codes after which a reconnecting client stops for good: 1008
+#: (policy violation) says the server refuses *this* client, so asking
+#: again would only be refused again. Add your own 4000-4999 codes.
+DEFAULT_STOP_CODES: frozenset[int] = frozenset({1008})
+#: HTTP statuses of a refused handshake that end reconnecting: the request
+#: itself is wrong (400), not allowed (401, 403) or aimed at nothing (404,
+#: 410); asking again the same way cannot succeed. 5xx, 408 and 429 are
+#: retried.
+DEFAULT_STOP_STATUSES: frozenset[int] = frozenset({400, 401, 403, 404, 410})
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Reconnect:
+    """How a client reconnects: pass it as ``connect(..., reconnect=Reconnect())``.
+
+    After a connection drops, or an attempt to open one fails, the next
+    attempt waits a delay chosen in this order:
+
+    1. a close code in ``stop_codes`` or an HTTP status in ``stop_statuses``
+       ends reconnecting for good (so does ``max_attempts``);
+    2. a delay the server asked for: a ``Retry-After`` header on the refused
+       handshake (any status, typically 503 or 429), or ``retry-after=N``
+       (``retry-after: N`` too) in the reason of its close frame; else
+       ``server_delay`` after close code 1012 (restart), 1013 (try again
+       later) or 1001 (going away). It is never shortened: with jitter the
+       wait is drawn between it and one and a half times it; it is capped
+       at ``max_server_delay``;
+    3. otherwise exponential backoff with full jitter: attempt ``n`` (1, 2,
+       ...) waits a uniformly random time in ``[0, min(max_delay,
+       initial_delay * factor ** (n - 1))]``, so clients dropped together
+       do not come back together.
+
+    The attempt count starts again at 1 once a connection opens. Times are
+    seconds.
+    """
+
+    #: Upper bound of the first attempt's delay (with full jitter, the
+    #: first retry comes within a second).
+    initial_delay: float = 1.0
+    #: Growth of the bound per failed attempt.
+    factor: float = 2.0
+    #: The bound stops growing here: one minute, like most browsers' and
+    #: websockets' reconnecting clients (90 s).
+    max_delay: float = 60.0
+    #: ``"full"``: a uniformly random delay up to the bound (AWS's "full
+    #: jitter", the best spread after a mass disconnection); ``None``: the
+    #: bound itself (deterministic; for tests and single clients).
+    jitter: Literal["full"] | None = "full"
+    #: Consecutive failed attempts before giving up; ``None`` tries forever.
+    max_attempts: int | None = None
+    #: Close codes that end reconnecting (see :data:`DEFAULT_STOP_CODES`).
+    stop_codes: Collection[int] = DEFAULT_STOP_CODES
+    #: HTTP statuses that end reconnecting (:data:`DEFAULT_STOP_STATUSES`).
+    stop_statuses: Collection[int] = DEFAULT_STOP_STATUSES
+    #: What 1012, 1013 and 1001 ask for when the reason names no delay: a
+    #: server that restarts is usually back within a couple of seconds.
+    server_delay: float = 2.0
+    #: The longest delay a server may ask for: a wrong ``Retry-After``
+    #: cannot park a client for days. Ten minutes.
+    max_server_delay: float = 600.0
+    #: ``True``: what was sent while no connection was open is dropped when
+    #: the next connection opens (and reported to ``on_error``, kind
+    #: ``QUEUE``) instead of being sent on it.
+    drop_outbox: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("initial_delay", "max_delay", "server_delay", "max_server_delay"):
+            value = getattr(self, name)
+            # The backoff's own delays must be positive: at 0 a client would
+            # spin against a server that refuses it. A server may ask for 0.
+            low = 0.0 if name.endswith("server_delay") else 1e-9
+            if isinstance(value, bool) or not isinstance(value, int | float) or not (
+                    low <= value < float("inf")):
+                raise Error(f"Reconnect.{name} must be a number of seconds "
+                            f"{'>= 0' if low == 0 else '> 0'}, got {value!r}", ErrorKind.USAGE)
+        if isinstance(self.factor, bool) or not isinstance(self.factor, int | float) or not (
+                1 <= self.factor < float("inf")):
+            raise Error(f"Reconnect.factor must be >= 1, got {self.factor!r}", ErrorKind.USAGE)
+        if self.jitter not in ("full", None):
+            raise Error(f"Reconnect.jitter must be 'full' or None, got {self.jitter!r}",
+                        ErrorKind.USAGE)
+        if self.max_attempts is not None and (
+                isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int)
+                or self.max_attempts < 1):
+            raise Error(f"Reconnect.max_attempts must be a positive int or None, got "
+                        f"{self.max_attempts!r}", ErrorKind.USAGE)
+        for name in ("stop_codes", "stop_statuses"):
+            value = getattr(self, name)
+            if isinstance(value, str | bytes | int) or not all(
+                    isinstance(v, int) for v in value):
+                raise Error(f"Reconnect.{name} takes a collection of ints, got {value!r}",
+                            ErrorKind.USAGE)
+            object.__setattr__(self, name, frozenset(int(v) for v in value))
+
+    def delay(self, attempt: int, wish: float | None, rng: random.Random) -> float:
+        """Seconds to wait before attempt number ``attempt`` (1, 2, ...).
+
+        ``wish`` is what the server asked for (``None`` if nothing); ``rng``
+        draws the jitter (a seeded one gives reproducible delays).
+        """
+        if wish is not None:
+            wish = min(max(wish, 0.0), self.max_server_delay)
+            return wish + rng.uniform(0, wish / 2) if self.jitter else wish
+        exponent = min(max(attempt - 1, 0), 1024)  # no float overflow after years
+        try:
+            bound = min(self.max_delay, self.initial_delay * self.factor ** exponent)
+        except OverflowError:
+            bound = self.max_delay
+        return rng.uniform(0, bound) if self.jitter else bound

@@ -22,11 +22,12 @@ from ._hub.comms import Comms
 from ._hub.hub import Hub
 from ._io import client, server
 from ._io.client import Opening
-from ._io.driver import Connection
+from ._io.driver import Connection, Host
 from ._io.portal import Portal
+from ._io.reconnect import Session, policy_from
 from ._io.stats import Stats
 from ._sender import Sender
-from ._settings import Settings
+from ._settings import Reconnect, Settings
 
 if TYPE_CHECKING:
     from .metrics import Metrics
@@ -180,18 +181,25 @@ class WebSocket:
             log.info("listening on %s://%s:%d", scheme, name[0], name[1])
         return bound[0], bound[1]
 
-    async def connect(self, url: str, ssl_context: ssl.SSLContext | None = None) -> Sender:
+    async def connect(self, url: str, ssl_context: ssl.SSLContext | None = None, *,
+                      reconnect: Reconnect | bool | None = None) -> Sender:
         """Open a client connection; returns its Sender after ``on_open``.
 
         Raises :class:`wskit.Error` if it can't open: ``IO`` (refused,
         timeout), ``HTTP`` with ``status`` (handshake rejected), ``SSL``,
         ``PROTOCOL`` (invalid answer), ``USAGE`` (bad URL), ``CUSTOM``
         (a hook raised).
+
+        With ``reconnect=`` (a :class:`wskit.Reconnect`, or ``True`` for its
+        defaults) the same handler and Sender carry on over new connections
+        whenever one drops; failed attempts are retried too, so this returns
+        once the first connection is open, and raises only if the policy
+        gives up before that (the last attempt's error).
         """
         self._require_nursery()
         if self._closing:
             raise Error("the WebSocket is shutting down", ErrorKind.USAGE)
-        sender, opening = self._start_client(url, ssl_context)
+        sender, opening = self._start_client(url, ssl_context, policy_from(reconnect))
         await opening.done.wait()
         if opening.error is not None:
             raise opening.error
@@ -284,8 +292,9 @@ class WebSocket:
                         ErrorKind.USAGE)
         return self._nursery
 
-    def _new_connection(self, *, client: bool) -> tuple[Connection, Sender]:
-        conn = Connection(self, client=client, connection_id=self._registry.new_id())
+    def _new_connection(self, *, client: bool, host: Host | None = None
+                        ) -> tuple[Connection, Sender]:
+        conn = Connection(host or self, client=client, connection_id=self._registry.new_id())
         sender = Sender(conn.outlet, self.hub, self._comms)
         made = self.factory.client_connected if client else self.factory.server_connected
         conn.make_handler = functools.partial(made, sender)
@@ -307,24 +316,31 @@ class WebSocket:
                     accepting.start_soon(server.accept_loop, listener, nursery, ssl_context,
                                          self.serve_stream)
 
-    def _start_client(self, url: str, ssl_context: ssl.SSLContext | None
-                      ) -> tuple[Sender, Opening]:
+    def _start_client(self, url: str, ssl_context: ssl.SSLContext | None,
+                      reconnect: Reconnect | None = None) -> tuple[Sender, Opening]:
         nursery = self._require_nursery()
-        conn, sender = self._new_connection(client=True)
         opening = Opening()
+        session: Session | None = None
+        if reconnect is not None:
+            session = Session(self, reconnect, url, ssl_context, opening,
+                              track=self._registry.track)
+        conn, sender = self._new_connection(client=True, host=session)
 
         async def run() -> None:
             try:
-                await client.run_client(conn, url, ssl_context, opening)
+                if session is None:
+                    await client.run_client(conn, url, ssl_context, opening)
+                else:
+                    await session.run(conn)
             finally:
                 self._untrack()
 
         nursery.start_soon(run)
         return sender, opening
 
-    def _connect_soon(self, url: str) -> None:
+    def _connect_soon(self, url: str, reconnect: Reconnect | None = None) -> None:
         if not self._closing:
-            self._start_client(url, None)
+            self._start_client(url, None, reconnect)
 
     async def _wait_idle(self) -> None:
         while self._tasks:

@@ -13,17 +13,23 @@ import trio
 
 from .._core.http import Handshake, Request
 from .._core.messages import CloseCode, Message
-from .._errors import Error
-from .._handler import Handler
+from .._errors import Error, ErrorKind
+from .._handler import Factory, Handler
 from .._sender import Sender
+from .._settings import Reconnect
 from .._websocket import WebSocket
 from .options import UsageError, settings_from
 
 
 class _ClientState:
-    def __init__(self) -> None:
+    def __init__(self, reconnect: bool = False) -> None:
+        #: Set when the client is over (after the last connection, with
+        #: --reconnect once reconnecting stopped).
         self.closed = trio.Event()
         self.opened = False
+        self.reconnect = reconnect
+        #: Set while a connection is open.
+        self.connected = trio.Event()
         #: We started the closing handshake (end of input or /close).
         self.we_closed = False
         self.code: CloseCode | int = CloseCode.ABNORMAL
@@ -35,7 +41,7 @@ class _ClientState:
         self.interactive = sys.stdin.isatty()
 
 
-def _client_factory(args: argparse.Namespace, state: _ClientState) -> type[Handler]:
+def _client_factory(args: argparse.Namespace, state: _ClientState) -> Factory:
     headers = []
     for header in args.header or ():
         name, sep, value = header.partition(":")
@@ -49,6 +55,10 @@ def _client_factory(args: argparse.Namespace, state: _ClientState) -> type[Handl
                                    origin=args.origin)
 
         def on_open(self, handshake: Handshake) -> None:
+            state.connected.set()
+            if state.opened:  # with --reconnect: the next connection
+                print(f"wskit: reconnected to {args.url}", file=sys.stderr, flush=True)
+                return
             state.opened = True
             if state.interactive:
                 chosen = f" (subprotocol {handshake.subprotocol})" if handshake.subprotocol else ""
@@ -76,13 +86,30 @@ def _client_factory(args: argparse.Namespace, state: _ClientState) -> type[Handl
         def on_error(self, err: Error) -> None:
             if not state.opened:
                 return  # cmd_client reports a failed connect itself, once
+            if state.reconnect and not state.connected.is_set() and err.kind in _ATTEMPT_ERRORS:
+                return  # a failed attempt: on_reconnecting prints it
             print(f"wskit: {err}", file=sys.stderr, flush=True)
 
         def on_close(self, code: CloseCode | int, reason: str) -> None:
             state.code, state.reason = code, reason
-            state.closed.set()
+            state.connected = trio.Event()
 
-    return Client
+        def on_reconnecting(self, attempt: int, delay: float, error: Error) -> None:
+            print(f"wskit: reconnecting in {delay:.2f}s (attempt {attempt}): {error}",
+                  file=sys.stderr, flush=True)
+
+    class ClientFactory(Factory):
+        def connection_made(self, out: Sender) -> Client:
+            return Client(out)
+
+        def connection_lost(self, handler: object) -> None:
+            state.closed.set()  # once, after the last on_close
+
+    return ClientFactory()
+
+
+#: What a failed connection attempt reports (printed by on_reconnecting instead).
+_ATTEMPT_ERRORS = frozenset({ErrorKind.IO, ErrorKind.HTTP, ErrorKind.SSL, ErrorKind.PROTOCOL})
 
 
 _HELP = """commands:
@@ -141,8 +168,12 @@ async def _pump_stdin(out: Sender, state: _ClientState, linger: float) -> None:
                     return
                 if command == "ping":
                     data = rest.encode("utf-8")[:125]
+                    try:
+                        out.ping(data)
+                    except Error as exc:  # not connected (--reconnect, between two)
+                        print(f"wskit: /ping: {exc}", file=sys.stderr, flush=True)
+                        continue
                     state.pings[data] = trio.current_time()
-                    out.ping(data)
                 elif command == "help":
                     print(_HELP, file=sys.stderr, flush=True)
                 else:
@@ -152,6 +183,10 @@ async def _pump_stdin(out: Sender, state: _ClientState, linger: float) -> None:
             out.send(line[1:] if line.startswith("//") else line)
             await out.flush()  # backpressure: don't read stdin faster than we send
         # End of input: let the answers in flight arrive, then close normally.
+        if state.reconnect:
+            # What was sent while disconnected goes out on the next connection.
+            await state.connected.wait()
+            await out.flush()
         if linger > 0:
             # The pong proves the server has read everything we sent; then
             # wait until no message came for `linger` seconds.
@@ -186,13 +221,14 @@ def cmd_client(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot load --ca-file {args.ca_file!r}: {exc}") from exc
     if args.linger < 0:
         raise UsageError(f"--linger must be >= 0, got {args.linger}")
-    state = _ClientState()
+    reconnect = _reconnect_from(args)
+    state = _ClientState(reconnect is not None)
     factory = _client_factory(args, state)
 
     async def run() -> int:
         async with WebSocket(factory, settings) as ws:
             try:
-                out = await ws.connect(args.url, ssl_context=ssl_context)
+                out = await ws.connect(args.url, ssl_context=ssl_context, reconnect=reconnect)
             except Error as err:
                 print(f"wskit: {args.url}: {err}", file=sys.stderr, flush=True)
                 return 1
@@ -203,7 +239,10 @@ def cmd_client(args: argparse.Namespace) -> int:
         # Success: the closing handshake completed, and either we asked for
         # it or the server closed normally (1000, or 1001 going away).
         completed = state.code != CloseCode.ABNORMAL
-        if completed and (state.we_closed or state.code in (CloseCode.NORMAL, CloseCode.AWAY)):
+        # With --reconnect, the server's 1000/1001 were reconnected after: it
+        # ends well only when we closed.
+        server_done = not state.reconnect and state.code in (CloseCode.NORMAL, CloseCode.AWAY)
+        if completed and (state.we_closed or server_done):
             if state.interactive:
                 print(f"closed: {int(state.code)} {state.reason}".rstrip(), file=sys.stderr)
             return 0
@@ -212,3 +251,19 @@ def cmd_client(args: argparse.Namespace) -> int:
         return 1
 
     return trio.run(run)
+
+
+def _reconnect_from(args: argparse.Namespace) -> Reconnect | None:
+    """``--reconnect`` and its tuning options (which imply it)."""
+    given = {}
+    if args.reconnect_max_delay is not None:
+        given["max_delay"] = args.reconnect_max_delay
+        given["initial_delay"] = min(1.0, args.reconnect_max_delay)
+    if args.reconnect_attempts is not None:
+        given["max_attempts"] = args.reconnect_attempts
+    if not args.reconnect and not given:
+        return None
+    try:
+        return Reconnect(**given)
+    except Error as err:
+        raise UsageError(str(err)) from err

@@ -7,7 +7,7 @@ import argparse
 from .. import __version__
 from .client import cmd_client
 from .dev import cmd_dev
-from .options import add_settings, proxy_option, seconds
+from .options import add_settings, count, proxy_option, seconds
 from .rooms import add_rooms_options
 from .serve import add_server_options, cmd_echo, cmd_serve
 
@@ -55,6 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="at the end of stdin, wait until the server has read everything "
                              "and no message came for this long before closing "
                              "(default %(default)s; 0 closes at once)")
+    client.add_argument("--reconnect", action="store_true",
+                        help="when the connection drops (or cannot be opened), connect again "
+                             "with backoff, forever; lines typed meanwhile are sent once "
+                             "connected; each reconnect is reported on stderr. Close codes "
+                             "1008 and HTTP 400/401/403/404/410 still end it")
+    client.add_argument("--reconnect-max-delay", type=seconds, metavar="SECONDS",
+                        help="longest wait between two attempts (default 60; implies "
+                             "--reconnect)")
+    client.add_argument("--reconnect-attempts", type=count, metavar="N",
+                        help="give up after N failed attempts in a row (default: never; "
+                             "implies --reconnect)")
     add_settings(client)
     client.set_defaults(run=cmd_client)
 

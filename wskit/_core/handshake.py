@@ -301,11 +301,14 @@ class ClientHandshake:
         body = bytes(self._body).decode("utf-8", "replace").strip()
         detail = f": {body[:200]}" if body else ""
         reason = resp.reason.decode("latin-1", "replace")
+        answer = Response(resp.status_code, bytes(self._body),
+                          headers_from_h11(list(resp.headers)), reason=reason)
         raise Error(
             f"server rejected the WebSocket handshake with HTTP {resp.status_code} "
             f"{reason}{detail}",
             ErrorKind.HTTP,
             status=resp.status_code,
+            response=answer,
         )
 
     def _accepted(self, event: h11.InformationalResponse) -> Response:

@@ -12,6 +12,7 @@ from typing import Any
 
 from .._io.outlet import byte_size
 from .._io.portal import Portal
+from .._settings import Reconnect
 from .backplane import Backplane, LocalBackplane
 from .registry import Registry
 
@@ -25,7 +26,7 @@ class Hub:
                  "registry")
 
     def __init__(self, portal: Portal, *, spawn: Callable[..., None],
-                 connect: Callable[[str], None], shutdown: Callable[[], None],
+                 connect: Callable[..., None], shutdown: Callable[[], None],
                  closing: Callable[[], bool]) -> None:
         self.portal = portal
         self.registry = Registry()
@@ -63,9 +64,10 @@ class Hub:
         """In the Trio thread: run ``fn(*args)`` in the WebSocket's nursery."""
         self._spawn(fn, *args)
 
-    def connect(self, url: str) -> None:
-        """Open a client connection from the same WebSocket (any thread)."""
-        self.portal.call(self._connect, url)
+    def connect(self, url: str, reconnect: Reconnect | None = None) -> None:
+        """Open a client connection from the same WebSocket (any thread);
+        ``reconnect`` is a checked ``Reconnect`` policy or ``None``."""
+        self.portal.call(self._connect, url, reconnect)
 
     def shutdown(self) -> None:
         self._shutdown()

@@ -40,6 +40,7 @@ HOOK_NAMES = (
     "on_ping",
     "on_pong",
     "on_shutdown",
+    "on_reconnecting",
 )
 
 _DEFAULT_MARK = "__wskit_default_hook__"
@@ -111,6 +112,7 @@ class Hooks:
     on_ping: Callable[[bytes], Any] | None
     on_pong: Callable[[bytes], Any] | None
     on_shutdown: Callable[[], Any] | None
+    on_reconnecting: Callable[[int, float, Error], Any] | None
 
     def __init__(self, handler: Any) -> None:
         self.handler = handler

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import trio
 
+from .._core.forwarded import ProxyPolicy
 from .._core.handshake import make_extensions
 from .._core.http import Handshake, Request, Response
 from .._core.messages import CloseCode, Message
@@ -41,7 +42,6 @@ from .._core.protocol import (
     Ping,
     Pong,
 )
-from .._core.forwarded import ProxyPolicy
 from .._errors import Error, ErrorKind
 from .._settings import Settings
 from .dispatch import Dispatcher, Hooks, hook_name, is_async
@@ -78,7 +78,8 @@ class Connection:
                  "lost_why", "make_handler", "messages_in", "messages_out", "opened_at",
                  "outlet", "path", "peer", "phase", "remote", "scope", "settings", "transport")
 
-    def __init__(self, host: Host, *, client: bool, connection_id: int) -> None:
+    def __init__(self, host: Host, *, client: bool, connection_id: int,
+                 outlet: Outlet | None = None) -> None:
         self.id = connection_id
         self.host = host
         self.settings = host.settings
@@ -91,7 +92,7 @@ class Connection:
         self.core: ConnectionCore | None = None
         self.transport: Transport | None = None
         self.handshake: Handshake | None = None
-        self.outlet = Outlet(self)
+        self.outlet = Outlet(self) if outlet is None else outlet.attach(self)
         #: trio time when the connection opened; ``None`` if it never did.
         self.opened_at: float | None = None
         #: Why the stream was lost (``""`` unless it was): it ended without
@@ -415,7 +416,7 @@ class Connection:
         unsent = 0
         if self.lost_why and opened and transport is not None:
             transport.write_now()  # a last close frame, if the kernel takes it
-            unsent = self.outlet.queued_bytes
+            unsent = self.outlet.unsent_bytes
         if transport is not None:
             await transport.close_now()
         if opened:

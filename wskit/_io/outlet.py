@@ -4,7 +4,15 @@ It owns the connection's queue accounting — one byte counter for what is
 queued, whatever the phase — and what is asked for before the handshake
 completes (messages, a close, timers), which it hands on right after the
 connection opens. The ``Sender`` holds an outlet, never the driver, so that
-a reconnecting client can put a new connection under the same ``Sender``.
+a reconnecting client puts each new connection under the same ``Sender``
+(:meth:`Outlet.attach`).
+
+For a reconnecting client, the outlet *holds*: whenever no connection is
+open (before the first, between two, while one is closing), sends go to
+the same bounded queue as sends before the handshake, the outbox, which
+the next connection writes first. Once reconnecting stops for good
+(:meth:`Outlet.stop_holding`), the outbox's content is reported lost and
+sends raise again.
 
 Methods run in the WebSocket's Trio thread, except :meth:`check_queue`,
 which a ``Sender`` calls in another thread before handing a send over.
@@ -64,6 +72,13 @@ def byte_size(data: str | bytes) -> int:
     return len(data.encode())  # type: ignore[union-attr]
 
 
+class Carrier(Protocol):
+    """What carries an outlet across connections (``reconnect.Session``)."""
+
+    def close_requested(self) -> None:
+        """The application closed: reconnecting stops for good."""
+
+
 class Driven(Protocol):
     """The connection an outlet serves (``driver.Connection``)."""
 
@@ -86,7 +101,7 @@ class Outlet:
     """Accepts frames for one connection; see the module docstring."""
 
     __slots__ = ("_close", "_conn", "_early", "_early_bytes", "_thread_pending", "_timers",
-                 "connection_id", "shares_frames")
+                 "_wake", "carrier", "connection_id", "drop_outbox", "shares_frames")
 
     def __init__(self, conn: Driven) -> None:
         self._conn = conn
@@ -104,6 +119,36 @@ class Outlet:
         #: OPEN (``Connection.move``) and before the driver answers a close:
         #: the broadcast loop reads one attribute per recipient.
         self.shares_frames = False
+        #: Set while a reconnecting client may still carry on: sends are held
+        #: in the outbox whenever no connection is open.
+        self.carrier: Carrier | None = None
+        #: Drop (and report) the outbox when the next connection opens.
+        self.drop_outbox = False
+        # Woken when the outbox is written or given up (``flush`` waits on it).
+        self._wake: trio.lowlevel.ParkingLot | None = None
+
+    def attach(self, conn: Driven) -> Outlet:
+        """Serve ``conn`` from now on: the next connection of a reconnecting
+        client (same id, same outbox, same ``Sender``)."""
+        self._conn = conn
+        self.shares_frames = False
+        return self
+
+    def stop_holding(self) -> tuple[int, int]:
+        """Reconnecting is over: sends raise from now on. Drops the outbox
+        and returns its (messages, bytes), for the caller to report."""
+        self.carrier = None
+        return self._drop_early()
+
+    def _drop_early(self) -> tuple[int, int]:
+        dropped = (len(self._early or ()), self._early_bytes)
+        self._early, self._early_bytes = None, 0
+        self._wake_flushers()
+        return dropped
+
+    def _wake_flushers(self) -> None:
+        if self._wake is not None:
+            self._wake.unpark_all()
 
     # -- what the driver tells it ----------------------------------------
 
@@ -113,6 +158,13 @@ class Outlet:
         core, transport = conn.core, conn.transport
         assert core is not None and transport is not None
         self.shares_frames = core.shares_frames
+        if self.drop_outbox and self._early:
+            count, dropped = self._drop_early()
+            conn.report(Error(
+                f"{count} message(s) ({dropped} bytes) sent while connection "
+                f"{self.connection_id} was not open were dropped "
+                "(Reconnect(drop_outbox=True))", ErrorKind.QUEUE,
+                connection_id=self.connection_id))
         early, self._early = self._early, None
         if early:
             for message in early:
@@ -120,6 +172,7 @@ class Outlet:
             conn.messages_out += len(early)
             self._early_bytes = 0
             transport.output()
+            self._wake_flushers()
         timers, self._timers = self._timers, None
         for timer in timers or ():  # set by the factory, during the handshake
             if timer.scope is not None:
@@ -135,7 +188,8 @@ class Outlet:
             self._close = (code, reason)
 
     def ended(self) -> None:
-        self._timers = None
+        if self.carrier is None:  # else they wait for the next connection
+            self._timers = None
 
     # -- what a Sender asks for ------------------------------------------
 
@@ -148,8 +202,18 @@ class Outlet:
         """Bytes accepted by ``send`` and not yet taken by the kernel."""
         conn = self._conn
         core, transport = conn.core, conn.transport
-        if core is None or transport is None:
+        if core is None or transport is None or conn.phase is Phase.ENDED:
             return self._early_bytes
+        return self._early_bytes + core.output_size + transport.queued
+
+    @property
+    def unsent_bytes(self) -> int:
+        """Bytes queued on the connection itself (not in the outbox) that
+        the kernel has not taken: lost with the connection."""
+        conn = self._conn
+        core, transport = conn.core, conn.transport
+        if core is None or transport is None:
+            return 0
         return core.output_size + transport.queued
 
     def _queue_full(self, queued: int) -> Error:
@@ -167,7 +231,7 @@ class Outlet:
     def send(self, data: str | bytes, *, check: bool = True) -> None:
         """Queue a message; raises ``Error(QUEUE)`` over ``max_send_queue``
         (unless ``check`` is off: already checked in another thread) or when
-        the connection is no longer open."""
+        the connection is no longer open (and not carried on by a reconnect)."""
         conn = self._conn
         phase = conn.phase
         limit = conn.settings.max_send_queue if check else None
@@ -178,19 +242,30 @@ class Outlet:
                 queued = core.output_size + transport.queued
                 if queued >= limit:
                     raise self._queue_full(queued)
-            conn.bytes_out += core.send(data)
+            try:
+                conn.bytes_out += core.send(data)
+            except Error:
+                if self.carrier is None:
+                    raise
+                # The peer's close came in: the next connection sends it.
+                self._hold(data, limit)
+                return
             conn.messages_out += 1
             if not transport.corked:
                 transport.write_now()
-        elif phase is Phase.CONNECTING:
-            if limit is not None and self._early_bytes >= limit:
-                raise self._queue_full(self._early_bytes)
-            if self._early is None:
-                self._early = []
-            self._early.append(data)
-            self._early_bytes += byte_size(data)
+        elif phase is Phase.CONNECTING or self.carrier is not None:
+            self._hold(data, limit)
         else:
             raise self._closed_error(byte_size(data))
+
+    def _hold(self, data: str | bytes, limit: int | None) -> None:
+        """Into the outbox, written first when the (next) connection opens."""
+        if limit is not None and self._early_bytes >= limit:
+            raise self._queue_full(self._early_bytes)
+        if self._early is None:
+            self._early = []
+        self._early.append(data)
+        self._early_bytes += byte_size(data)
 
     def send_frame(self, frame: bytes) -> None:
         """A frame encoded once for a broadcast (see ``shares_frames``)."""
@@ -212,7 +287,7 @@ class Outlet:
     def check_queue(self, size: int) -> None:
         """From another thread: raise there if the message cannot be queued."""
         phase = self._conn.phase
-        if phase is not Phase.OPEN and phase is not Phase.CONNECTING:
+        if phase is not Phase.OPEN and phase is not Phase.CONNECTING and self.carrier is None:
             raise self._closed_error(size)
         limit = self._conn.settings.max_send_queue
         with _thread_lock:
@@ -231,6 +306,10 @@ class Outlet:
             self._conn.report(err)
 
     def close(self, code: int, reason: str) -> None:
+        carrier = self.carrier
+        if carrier is not None:  # the application's close: no reconnect
+            self.carrier = None  # and sends raise from now on, as after any close
+            carrier.close_requested()
         if self._conn.phase is Phase.CONNECTING:
             self._close = (code, reason)
         else:
@@ -250,7 +329,10 @@ class Outlet:
         transport.output()
 
     def start_timer(self, timer: Timeout) -> None:
-        if self._conn.phase is Phase.CONNECTING:  # starts when open
+        phase = self._conn.phase
+        if phase is Phase.CONNECTING or (  # starts when (the next connection is) open
+                self.carrier is not None and phase is not Phase.OPEN
+                and phase is not Phase.CLOSING):
             timer.arm()
             if self._timers is None:
                 self._timers = []
@@ -271,10 +353,16 @@ class Outlet:
             transport.write_now()
 
     async def flush(self) -> None:
-        """Wait until the queue is below ``max_send_queue`` (or the connection ended)."""
+        """Wait until the queue is below ``max_send_queue`` (or the connection
+        ended; for a reconnecting client, until the outbox went out on the
+        next connection or reconnecting stopped)."""
         await trio.lowlevel.checkpoint()
+        limit = self._conn.settings.max_send_queue or 1
+        while self.carrier is not None and self._early_bytes >= limit:
+            if self._wake is None:
+                self._wake = trio.lowlevel.ParkingLot()
+            await self._wake.park()
         conn = self._conn
-        limit = conn.settings.max_send_queue or 1
         while conn.phase is not Phase.ENDED and self.queued_bytes >= limit:
             transport = conn.transport
             if transport is None or not transport.writable or conn.core is None:
