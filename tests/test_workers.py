@@ -28,7 +28,7 @@ from websockets.sync.client import ClientConnection
 import wskit
 from wskit._supervisor import RestartPolicy, describe_exit
 from wskit._target import target_of
-from wskit._worker import WorkerSeat
+from wskit._worker import REUSE_PORT, WorkerSeat
 
 APP = '''
 import os
@@ -178,6 +178,55 @@ def test_two_workers_serve_one_port(app: Path, clients: OpenClients) -> None:
             tag = f"[worker {index}/2 pid {pid}] wskit: listening on"
             assert any(tag in line for line in server.errors.seen), server.errors.seen
         held.close()
+        assert server.stop() == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REUSE_PORT, reason="SO_REUSEPORT spreads connections on Linux only")
+def test_reuse_port_spreads_connections_evenly(app: Path, clients: OpenClients) -> None:
+    # The kernel hashes each connection to one worker's socket: out of 40,
+    # fewer than 10 for one of 2 workers happens with probability 2e-4.
+    with run_server("serve", "app:App", "--workers", "2", cwd=app) as server:
+        pids = wait_ready(server, 2)
+        held = clients(server.url)
+        held.open_until(set(pids.values()), each=1)
+        while sum(map(len, held.by_pid.values())) < 40:
+            held.open_until(set(pids.values()), each=max(map(len, held.by_pid.values())) + 1)
+        counts = sorted(len(held.by_pid[pid]) for pid in pids.values())
+        assert counts[0] >= 0.25 * sum(counts), counts
+        held.close()
+        assert server.stop() == 0
+
+
+SHARED_SOCKET = '''
+import logging
+import sys
+
+from wskit._supervisor import Supervisor, open_sockets
+
+logging.basicConfig(level=logging.INFO)
+port = int(sys.argv[sys.argv.index("--port") + 1])
+sockets = open_sockets("127.0.0.1", port, reuse_port=False)
+command = [sys.executable, "-m", "wskit", "serve", "app:App"]
+sys.exit(Supervisor(command, 2, sockets).run())
+'''
+
+
+@pytest.mark.slow
+def test_workers_can_share_one_listening_socket(app: Path, clients: OpenClients) -> None:
+    # What the supervisor does where SO_REUSEPORT does not spread connections.
+    (app / "shared.py").write_text(SHARED_SOCKET)
+    with run_server("shared.py", cwd=app, command=[sys.executable]) as server:
+        pids = wait_ready(server, 2)
+        held = clients(server.url)
+        held.open_until(set(pids.values()), each=2)
+        os.kill(pids[1], signal.SIGKILL)  # the other worker keeps accepting
+        for client in held.by_pid[pids[2]]:
+            client.send("still here")
+            assert client.recv(timeout=TIMEOUT) == f"{pids[2]} still here"
+        with ws_connect(server.url) as client:
+            assert pid_of(client) != pids[1]
+        assert wait_ready(server, 1)[1] not in pids.values()  # replaced
         assert server.stop() == 0
 
 

@@ -3,28 +3,27 @@
 Theory of operation
 -------------------
 
-The supervisor binds the listening socket(s) itself, once, then starts N
-workers (``python -m wskit serve … --worker SEAT``, see ``_worker.py``) that
-inherit them: every worker accepts from the same kernel queue. It never
-imports the application and never touches a client.
+The supervisor binds the port itself, once (so a port in use is one clear
+error, and port 0 becomes one concrete port for every worker and every
+restart), then starts N workers (``python -m wskit serve … --worker SEAT``,
+see ``_worker.py``) that inherit that socket. It never imports the
+application and never touches a client.
 
-Why one inherited socket rather than ``SO_REUSEPORT`` (one socket per
-worker, the kernel hashing connections across them):
-
-- a worker that dies takes only its accepted connections with it; with
-  ``SO_REUSEPORT`` the connections waiting in *its* accept queue are reset
-  too, while with one shared queue the other workers accept them;
-- the port is checked once (in use, permission) and port 0 becomes one
-  concrete port for every worker and every restart;
-- no other process of the same user can join the port's group;
-- it behaves the same on Linux, macOS and the BSDs (where ``SO_REUSEPORT``
-  does not spread connections at all).
-
-The price: the kernel wakes every idle worker for a new connection and the
-first one to call ``accept`` wins, so idle workers share connections less
-evenly than ``SO_REUSEPORT``'s hash (measured on 2 cores with 200 connects:
-between 33/67 and 50/50, against 47/53 to 50/50). Under load it evens out
-by itself: a busy worker is not waiting in ``accept``.
+How the workers share the port. On Linux the supervisor's socket is bound
+with ``SO_REUSEPORT`` and does not listen; each worker binds a listening
+socket of its own in the same group, and the kernel spreads new connections
+across the group by a hash of their addresses. Elsewhere (where
+``SO_REUSEPORT`` does not spread connections) the supervisor's socket
+listens and every worker accepts from it. Measured on this 2-core machine,
+200 connections held open (``docs/topics/workers.md``): with 2 workers the
+hash gave 95/105 to 99/101, one shared socket 75/125 to 97/103; with 4
+workers 44-56 each against 23-85 (the first worker the kernel wakes wins
+the shared socket, and which one that is depends on the scheduler, the
+imbalance Node's cluster module documents). WebSocket connections live long,
+so an uneven start stays uneven: hence ``SO_REUSEPORT`` where it works.
+Its costs: connections still waiting in a dying worker's accept queue are
+reset (with one shared socket another worker would take them), and any
+process of the same user could join the group.
 
 Restarts: a worker that exits when nobody asked it to is replaced after a
 back-off (:class:`RestartPolicy`): 0.5 s, doubling for each exit within
@@ -61,15 +60,11 @@ from collections.abc import Sequence
 import trio
 
 from ._errors import Error, ErrorKind
-from ._worker import READY, WorkerSeat
+from ._worker import READY, REUSE_PORT, WorkerSeat, bind
 
 __all__ = ["RestartPolicy", "Supervisor", "describe_exit", "open_sockets", "stop_timeout_for"]
 
 log = logging.getLogger("wskit.supervisor")
-
-#: Pending connections per listening socket (the kernel caps it at somaxconn).
-_BACKLOG = 4096
-
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RestartPolicy:
@@ -101,12 +96,17 @@ def describe_exit(code: int) -> str:
     return f"exited with status {code}"
 
 
-def open_sockets(host: str, port: int) -> list[socket.socket]:
-    """Bound, listening TCP sockets for ``host:port`` (one per address family,
-    like ``trio.open_tcp_listeners``), inheritable by the workers.
+def open_sockets(host: str, port: int, *, reuse_port: bool = REUSE_PORT
+                 ) -> list[socket.socket]:
+    """The sockets the workers inherit for ``host:port``, one per address
+    family (like ``trio.open_tcp_listeners``).
 
-    Port 0 picks one free port for them all. Raises ``Error(IO)`` when the
-    address can't be bound (in use, no permission, unknown host).
+    With ``reuse_port`` (the default on Linux) they are bound with
+    ``SO_REUSEPORT`` but not listening: they hold the port, and each worker
+    binds a listening socket of its own beside them. Without, they are
+    listening sockets that every worker accepts from. Port 0 picks one free
+    port for them all. Raises ``Error(IO)`` when the address can't be bound
+    (in use, no permission, unknown host).
     """
     try:
         infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
@@ -116,20 +116,15 @@ def open_sockets(host: str, port: int) -> list[socket.socket]:
     sockets: list[socket.socket] = []
     families: set[int] = set()
     try:
-        for family, kind, proto, _, address in infos:
+        for family, _, _, _, address in infos:
             if family in families:
                 continue
             families.add(family)
-            sock = socket.socket(family, kind, proto)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            if port == 0 and len(sockets) > 1:
+            if port == 0 and sockets:
                 address = (address[0], sockets[0].getsockname()[1], *address[2:])
-            sock.bind(address)
-            sock.listen(_BACKLOG)
-            sock.set_inheritable(True)
+            sockets.append(bind(family, address, reuse_port=reuse_port,
+                                listen=not reuse_port))
+            sockets[-1].set_inheritable(True)
     except OSError as exc:
         for sock in sockets:
             sock.close()

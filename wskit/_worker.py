@@ -3,8 +3,10 @@
 The supervisor (``_supervisor.py``) runs each worker as ``python -m wskit
 serve …`` with one hidden option, ``--worker SEAT``: which worker it is
 (``index/count``), the file descriptor of its control socket, and those of
-the listening sockets it inherits. The worker serves those sockets instead
-of binding its own; every worker accepts from the same kernel queue.
+the sockets that hold the port. A listening one is served as it is (every
+worker accepts from it); a bound one that does not listen is the
+``SO_REUSEPORT`` group the worker joins with a listening socket of its own
+(see ``_supervisor.py`` for why).
 
 The control socket (one end of a ``socketpair``) is the whole protocol:
 
@@ -27,13 +29,15 @@ import logging
 import pickle
 import socket
 import struct
+import sys
 import threading
+from typing import Any
 
 from ._errors import Error, ErrorKind
 from ._settings import Settings
 from ._websocket import WebSocket
 
-__all__ = ["WorkerLink", "WorkerSeat", "log_format", "partial_reason",
+__all__ = ["REUSE_PORT", "WorkerLink", "WorkerSeat", "bind", "log_format", "partial_reason",
            "rooms_need_backplane"]
 
 log = logging.getLogger("wskit.supervisor")
@@ -42,6 +46,34 @@ _LENGTH = struct.Struct("!I")
 READY = b"ready\n"
 #: How long a starting worker waits for its payload (sent right after the spawn).
 _PAYLOAD_TIMEOUT = 30.0
+
+
+#: Whether each worker listens on a socket of its own in one ``SO_REUSEPORT``
+#: group (the kernel spreads connections evenly across them), rather than
+#: all accepting from one shared socket. Linux only: elsewhere the option
+#: exists but does not spread connections.
+REUSE_PORT = sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
+
+#: Pending connections per listening socket (the kernel caps it at somaxconn).
+BACKLOG = 4096
+
+
+def bind(family: int, address: Any, *, reuse_port: bool, listen: bool) -> socket.socket:
+    """A TCP socket bound to ``address``; raises ``OSError``."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        if listen:
+            sock.listen(BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,12 +172,24 @@ class WorkerLink:
         return data
 
     def listening_sockets(self) -> list[socket.socket]:
-        """The listening sockets the supervisor opened, shared by every worker."""
+        """The sockets to serve: the supervisor's own when they listen (shared
+        by every worker), else one of ours bound beside each of them in its
+        ``SO_REUSEPORT`` group. Raises ``Error(IO)``."""
         sockets = []
         for fd in self.seat.listen_fds:
-            sock = socket.socket(fileno=fd)
-            sock.set_inheritable(False)
-            sockets.append(sock)
+            inherited = socket.socket(fileno=fd)
+            inherited.set_inheritable(False)
+            if inherited.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                sockets.append(inherited)
+                continue
+            with inherited:
+                address = inherited.getsockname()
+                try:
+                    sockets.append(bind(inherited.family, address, reuse_port=True,
+                                        listen=True))
+                except OSError as exc:
+                    raise Error(f"{self.seat.name}: cannot listen on {address}: {exc}",
+                                ErrorKind.IO) from exc
         return sockets
 
     def ready(self, ws: WebSocket) -> None:
