@@ -61,6 +61,13 @@ class App(wskit.Factory):
         pathlib.Path(f"shutdown-{os.getpid()}").write_text("done")
 
 
+class Stuck(App):
+    def on_shutdown(self):
+        import time
+
+        time.sleep(3600)  # never stops by itself
+
+
 class Counter(wskit.RoomService):
     pass
 
@@ -73,6 +80,7 @@ rooms = wskit.Rooms(Counter)
 def app(tmp_path: Path) -> Path:
     (tmp_path / "app.py").write_text(APP)
     (tmp_path / "crashing.py").write_text('raise RuntimeError("this app cannot start")\n')
+    (tmp_path / "hanging.py").write_text("import time\n\ntime.sleep(3600)\n")
     return tmp_path
 
 
@@ -372,6 +380,42 @@ def test_a_crash_loop_ends_with_an_error(app: Path) -> None:
     assert re.search(r"worker 1/2 \(pid \d+\) exited with status 1 before it was ready, "
                      r"5 times in a row: giving up", result.stderr), result.stderr
     assert "worker 2/2" not in result.stderr  # never started: the first never got ready
+
+
+HANGING = '''
+import logging
+import sys
+
+from wskit._supervisor import RestartPolicy, Supervisor, open_sockets
+
+logging.basicConfig(level=logging.INFO)
+policy = RestartPolicy(start_timeout=1, max_start_failures=2, first_delay=0.1)
+command = [sys.executable, "-m", "wskit", "serve", "hanging:App"]
+sys.exit(Supervisor(command, 2, open_sockets("127.0.0.1", 0), policy=policy).run())
+'''
+
+
+@pytest.mark.slow
+def test_a_worker_that_never_gets_ready_is_killed(app: Path) -> None:
+    (app / "hang.py").write_text(HANGING)
+    result = subprocess.run([sys.executable, "hang.py"], cwd=app, capture_output=True,
+                            text=True, timeout=START_TIMEOUT * 2)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("was not ready after 1s: killing it") == 2, result.stderr
+    assert "was killed by SIGKILL before it was ready, 2 times in a row: giving up" in \
+        result.stderr
+
+
+@pytest.mark.slow
+def test_a_worker_that_does_not_stop_is_killed(app: Path) -> None:
+    # --close-timeout 1: the supervisor waits 2 * 1 + 10 s, then kills.
+    with run_server("serve", "app:Stuck", "--workers", "2", "--close-timeout", "1",
+                    cwd=app) as server:
+        wait_ready(server, 2)
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=STOP_TIMEOUT + 5) == 1
+        output = "\n".join(rest_of(server.errors))
+        assert output.count("did not stop within 12.0s: killing it") == 2, output
 
 
 def test_port_in_use_is_one_error(app: Path) -> None:

@@ -28,7 +28,8 @@ process of the same user could join the group.
 Restarts: a worker that exits when nobody asked it to is replaced after a
 back-off (:class:`RestartPolicy`): 0.5 s, doubling for each exit within
 ``stable_after`` seconds of its start, at most 30 s. A worker that exits
-before it reported ``ready`` failed at start-up; ``max_start_failures`` of
+before it reported ``ready`` (or is still not ready after ``start_timeout``,
+and is killed) failed at start-up; ``max_start_failures`` of
 those in a row on one seat, or one with exit status 2 (a usage error, which
 no retry will fix), stop the whole group with a non-zero status: a
 crash loop ends with a clear error, never spins forever.
@@ -51,6 +52,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
+import os
 import signal
 import socket
 import subprocess
@@ -78,6 +81,9 @@ class RestartPolicy:
     stable_after: float = 30.0
     #: Exits before ``ready``, in a row on one seat, before the group gives up.
     max_start_failures: int = 5
+    #: Seconds a worker may take to become ready (import, bind) before it is
+    #: killed, which counts as a start-up failure. ``None``: no limit.
+    start_timeout: float | None = 60.0
 
     def delay(self, quick_exits: int) -> float:
         """Seconds before the restart that follows ``quick_exits`` exits in a row
@@ -196,6 +202,9 @@ class Supervisor:
         """Start the workers and supervise them until SIGINT/SIGTERM or a
         crash loop; returns the exit status. Must run in the main thread
         (it handles the signals)."""
+        if os.name != "posix":
+            raise Error("several workers need a POSIX system (they inherit the port's "
+                        "socket); use one process per port here", ErrorKind.USAGE)
         if threading.current_thread() is not threading.main_thread():
             raise Error("the supervisor of several workers handles SIGINT and SIGTERM, so it "
                         "must run in the main thread", ErrorKind.USAGE)
@@ -264,7 +273,13 @@ class Supervisor:
             worker = await self._spawn(index)
             if worker is None:
                 return
-            ready = await worker.wait_ready()
+            ready = False
+            with trio.move_on_after(policy.start_timeout or math.inf) as waiting:
+                ready = await worker.wait_ready()
+            if waiting.cancelled_caught:
+                log.error("%s was not ready after %ss: killing it", worker.name,
+                          policy.start_timeout)
+                worker.process.kill()
             if ready:
                 failures = 0
                 log.info("%s ready", worker.name)

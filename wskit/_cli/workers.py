@@ -127,12 +127,16 @@ def serve_worker(args: argparse.Namespace) -> int:
     if not shared and isinstance(factory, Rooms):
         raise UsageError(rooms_need_backplane(seat.count))
     ssl_context = serve.server_tls(args)
+    try:
+        sockets = link.listening_sockets()
+    except Error as err:
+        raise UsageError(str(err)) from err
 
     async def run() -> None:
         async with WebSocket(factory, settings) as ws:
             if not shared:
                 ws.hub.registry.partial = partial_reason(seat.count)
-            for sock in link.listening_sockets():
+            for sock in sockets:
                 await ws.listen(sock, ssl_context=ssl_context)
             link.ready(ws)
 
