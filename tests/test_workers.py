@@ -13,13 +13,16 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
+import trustme
 from _cli_helpers import Lines, Server, one_error_line, run, run_server
 from _procs import START_TIMEOUT, STOP_TIMEOUT, TIMEOUT, free_port, wait_for, ws_connect
 from websockets.exceptions import ConnectionClosed
@@ -116,8 +119,9 @@ def rest_of(lines: Lines) -> list[str]:
 class Clients:
     """Open connections, by the pid of the worker that holds them."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, **options: Any) -> None:
         self.url = url
+        self.options = options
         self.by_pid: dict[int, list[ClientConnection]] = {}
         self._stack = contextlib.ExitStack()
 
@@ -126,7 +130,7 @@ class Clients:
         for _ in range(attempts):
             if all(len(self.by_pid.get(pid, ())) >= each for pid in pids):
                 return
-            client = self._stack.enter_context(ws_connect(self.url))
+            client = self._stack.enter_context(ws_connect(self.url, **self.options))
             self.by_pid.setdefault(pid_of(client), []).append(client)
         counts = {pid: len(self.by_pid.get(pid, ())) for pid in pids}
         pytest.fail(f"after {attempts} connections the workers hold {counts}")
@@ -323,6 +327,24 @@ def test_options_reach_every_worker(app: Path, clients: OpenClients) -> None:
             with pytest.raises(ConnectionClosed):
                 client.recv(timeout=TIMEOUT)
             assert client.close_code == 1009
+        assert server.stop() == 0
+
+
+@pytest.mark.slow
+def test_workers_serve_tls(app: Path) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(app / "server.pem"))
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    with run_server("serve", "app:App", "--workers", "2", "--tls-cert", str(app / "server.pem"),
+                    "--tls-key", str(app / "server.pem"), cwd=app) as server:
+        pids = wait_ready(server, 2)
+        held = Clients(f"wss://127.0.0.1:{server.port}", ssl=context)
+        try:
+            held.open_until(set(pids.values()), each=1)
+        finally:
+            held.close()
         assert server.stop() == 0
 
 
