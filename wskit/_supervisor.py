@@ -14,13 +14,14 @@ with ``SO_REUSEPORT`` and does not listen; each worker binds a listening
 socket of its own in the same group, and the kernel spreads new connections
 across the group by a hash of their addresses. Elsewhere (where
 ``SO_REUSEPORT`` does not spread connections) the supervisor's socket
-listens and every worker accepts from it. Measured on this 2-core machine,
-200 connections held open (``docs/topics/workers.md``): with 2 workers the
-hash gave 95/105 to 99/101, one shared socket 75/125 to 97/103; with 4
-workers 44-56 each against 23-85 (the first worker the kernel wakes wins
-the shared socket, and which one that is depends on the scheduler, the
-imbalance Node's cluster module documents). WebSocket connections live long,
-so an uneven start stays uneven: hence ``SO_REUSEPORT`` where it works.
+listens and every worker accepts from it. Measured on a 2-core machine
+(``bench/workers_spread.py``, 200 connections held open, three runs): with
+2 workers the hash gave 95/105 to 98/102, one shared socket 82/118 to
+92/108; with 4 workers 35 to 57 each, against 21 to 79 (the first worker the
+kernel wakes wins the shared socket, and which one that is depends on the
+scheduler: the imbalance Node's cluster module documents). WebSocket
+connections live long, so an uneven start stays uneven: hence
+``SO_REUSEPORT`` where it works.
 Its costs: connections still waiting in a dying worker's accept queue are
 reset (with one shared socket another worker would take them), and any
 process of the same user could join the group.
