@@ -9,6 +9,7 @@ which worker holds which client. Every wait is bounded (``_procs``).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import signal
@@ -31,7 +32,7 @@ from websockets.sync.client import ClientConnection
 import wskit
 from wskit._supervisor import RestartPolicy, describe_exit
 from wskit._target import target_of
-from wskit._worker import REUSE_PORT, WorkerSeat
+from wskit._worker import REUSE_PORT, WorkerSeat, log_format, tag_records
 
 APP = '''
 import os
@@ -547,6 +548,19 @@ def test_restart_delays_double_up_to_a_bound() -> None:
 def test_describe_exit() -> None:
     assert describe_exit(3) == "exited with status 3"
     assert describe_exit(-signal.SIGKILL) == "was killed by SIGKILL"
+
+
+def test_log_records_name_their_worker() -> None:
+    make = logging.getLogRecordFactory()
+    try:
+        tag_records(WorkerSeat(2, 4, 7, (5,)))
+        record = logging.getLogger("wskit").makeRecord("wskit", logging.INFO, "f", 1, "m",
+                                                        (), None)
+        assert (vars(record)["worker"], vars(record)["pid"]) == ("2/4", os.getpid())
+        assert logging.Formatter(log_format(WorkerSeat(2, 4, 7, (5,)))).format(record) \
+            .endswith(f"[worker 2/4 pid {os.getpid()}] wskit: m")
+    finally:
+        logging.setLogRecordFactory(make)
 
 
 def test_seat_round_trip() -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import pickle
 import socket
 import struct
@@ -38,7 +39,7 @@ from ._settings import Settings
 from ._websocket import WebSocket
 
 __all__ = ["REUSE_PORT", "WorkerLink", "WorkerSeat", "bind", "log_format", "partial_reason",
-           "rooms_need_backplane"]
+           "rooms_need_backplane", "tag_records"]
 
 log = logging.getLogger("wskit.supervisor")
 
@@ -117,6 +118,23 @@ def log_format(seat: WorkerSeat | None) -> str:
     tag = f"[{seat.name} pid %(process)d] " if seat is not None else \
         "[supervisor pid %(process)d] "
     return f"%(asctime)s %(levelname)s {tag}%(name)s: %(message)s"
+
+
+def tag_records(seat: WorkerSeat | None) -> None:
+    """Give every log record of this process ``worker`` (``"2/4"``, or
+    ``"supervisor"``) and ``pid`` attributes: what :func:`log_format` shows,
+    and fields of their own for a structured (JSON) formatter."""
+    worker = f"{seat.index}/{seat.count}" if seat is not None else "supervisor"
+    pid = os.getpid()
+    make = logging.getLogRecordFactory()
+
+    def tagged(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        record.worker = worker
+        record.pid = pid
+        return record
+
+    logging.setLogRecordFactory(tagged)
 
 
 def partial_reason(count: int) -> str:

@@ -23,7 +23,14 @@ from .._errors import Error
 from .._settings import Settings
 from .._supervisor import Supervisor, open_sockets, stop_timeout_for
 from .._websocket import WebSocket
-from .._worker import WorkerLink, WorkerSeat, log_format, partial_reason, rooms_need_backplane
+from .._worker import (
+    WorkerLink,
+    WorkerSeat,
+    log_format,
+    partial_reason,
+    rooms_need_backplane,
+    tag_records,
+)
 from ..rooms import Rooms
 from . import serve
 from .options import UsageError, count, settings_from
@@ -83,6 +90,7 @@ def supervise(args: argparse.Namespace) -> int:
     if args.rooms and not _has_backplane(args):
         raise UsageError(rooms_need_backplane(workers))
     serve.setup_logging(args.log_level, log_format(None))
+    tag_records(None)
     try:
         sockets = open_sockets(args.host, args.port)
     except Error as err:
@@ -111,6 +119,7 @@ def serve_worker(args: argparse.Namespace) -> int:
     except Error as err:
         raise UsageError(str(err)) from err
     serve.setup_logging(args.log_level, log_format(seat))
+    tag_records(seat)
     link = WorkerLink(seat)
     settings = link.payload() or settings_from(args)
     settings = _settings_with_backplane(settings, args.backplane)
