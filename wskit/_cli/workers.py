@@ -85,7 +85,7 @@ def supervise(args: argparse.Namespace) -> int:
     workers: int = args.workers
     serve.split_target(args.target)
     rooms_options(args)
-    settings = settings_from(args)
+    settings = _settings_with_backplane(settings_from(args), args.backplane)
     serve.server_tls(args)  # bad TLS files: one error now, not one per worker
     if args.rooms and not _has_backplane(args):
         raise UsageError(rooms_need_backplane(workers))
