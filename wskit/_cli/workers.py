@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import sys
 import traceback
+from typing import Any
 
 import trio
 
@@ -71,7 +72,8 @@ def _settings_with_backplane(settings: Settings, url: str | None) -> Settings:
         raise UsageError("--backplane: this build of wskit has no backplane (serve one "
                          "process per host, or --workers N without rooms or Comms)")
     try:
-        return dataclasses.replace(settings, backplane=url)  # type: ignore[call-arg]
+        given: dict[str, Any] = {"backplane": url}
+        return dataclasses.replace(settings, **given)
     except Error as err:
         raise UsageError(str(err)) from err
 
