@@ -7,6 +7,7 @@ import functools
 import logging
 import math
 import signal
+import socket
 import ssl
 import threading
 from collections.abc import Awaitable, Callable
@@ -158,17 +159,26 @@ class WebSocket:
     # Public API
 
     async def listen(
-        self, addr: str | tuple[str, int], ssl_context: ssl.SSLContext | None = None
+        self, addr: str | tuple[str, int] | socket.socket,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> tuple[str, int]:
         """Start accepting connections on ``addr``; returns the bound (host, port).
 
         Returns once the socket listens (port 0 picks a free port). May be
         called several times. Raises ``Error(kind=IO)`` if the address can't
         be bound.
+
+        ``addr`` may also be a ``socket.socket`` that is already bound and
+        listening, e.g. one inherited from a supervisor or from systemd's
+        socket activation: the WebSocket accepts on it and closes it at
+        shutdown (other processes holding the same socket keep it open).
         """
         nursery = self._require_nursery()
-        host, port = parse_addr(addr)
-        listeners = await server.open_listeners(host, port)
+        if isinstance(addr, socket.socket):
+            listeners = [server.adopt_listener(addr)]
+        else:
+            host, port = parse_addr(addr)
+            listeners = await server.open_listeners(host, port)
         scope = trio.CancelScope()
         self._listener_scopes.append(scope)
         if self._closing:

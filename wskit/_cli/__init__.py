@@ -21,6 +21,7 @@ stderr. Everything it does goes through the public API. Its modules:
 - ``serve``: ``echo`` and ``serve``, loading ``module:attribute``;
 - ``logs``: ``--log-format`` (text, or one JSON object per line);
 - ``rooms``: ``--rooms`` and its options;
+- ``workers``: ``serve --workers N``, its supervisor and workers;
 - ``dev``: the restarting child process;
 - ``client``: the interactive client;
 - ``parser``: the argument parser, one subcommand per verb.
@@ -41,6 +42,8 @@ __all__ = ["main"]
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``wskit`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
+    # As given, for the processes that re-run it (``serve --workers N``).
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)

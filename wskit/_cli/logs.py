@@ -47,10 +47,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def setup_logging(level: str, fmt: str = "text") -> None:
-    """Log to stderr at ``level`` (``wskit`` loggers and the application's)."""
+def setup_logging(level: str, fmt: str = "text", text_format: str = TEXT_FORMAT) -> None:
+    """Log to stderr at ``level`` (``wskit`` loggers and the application's);
+    ``text_format`` is the line of ``--log-format text`` (a worker's names it)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(text_format))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -9,7 +9,8 @@ from .client import cmd_client
 from .dev import cmd_dev
 from .options import add_settings, count, proxy_option, seconds
 from .rooms import add_rooms_options
-from .serve import add_server_options, cmd_echo, cmd_serve
+from .serve import add_server_options, cmd_echo
+from .workers import add_workers_options, cmd_serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("target", metavar="module:factory", help=target_help)
     add_server_options(serve)
     add_rooms_options(serve)
+    add_workers_options(serve)
     serve.add_argument("--stop-on-eof", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(run=cmd_serve)
 

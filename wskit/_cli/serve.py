@@ -6,20 +6,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import os
 import ssl
 import sys
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Any
 
 import trio
 
+from .. import _target
 from .._core.messages import Message
-from .._errors import Error
-from .._handler import Factory, FactoryLike
+from .._errors import Error, ErrorKind
+from .._handler import FactoryLike
 from .._sender import Sender
 from .._websocket import WebSocket
 from .logs import FORMATS, setup_logging
@@ -103,44 +102,20 @@ def cmd_echo(args: argparse.Namespace) -> int:
 
 
 def load_factory(target: str) -> FactoryLike:
-    """Import ``module:attribute`` (the current directory first on sys.path).
-
-    A :class:`Factory` subclass is instantiated; a Handler class or any
-    callable is used as it is. Raises :class:`UsageError` for a malformed
-    target, a module that does not exist, or a missing attribute; other
-    exceptions raised while importing propagate.
-    """
-    module_name, attr = split_target(target)
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
+    """:func:`wskit._target.load_factory`, a mistake as a :class:`UsageError`."""
     try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        missing = exc.name or ""
-        if module_name == missing or module_name.startswith(missing + "."):
-            raise UsageError(f"cannot import module {module_name!r}: {exc}") from exc
-        raise  # an import inside the module failed: the traceback tells where
-    obj: Any = module
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise UsageError(f"module {module_name!r} has no attribute {attr!r}") from None
-    if isinstance(obj, type) and issubclass(obj, Factory):
-        obj = obj()
-    if not callable(obj) and not isinstance(obj, Factory):
-        raise UsageError(f"{target} is {type(obj).__name__}, not a factory (a callable "
-                         "taking a Sender, a Handler subclass or a wskit.Factory)")
-    factory: FactoryLike = obj
-    return factory
+        return _target.load_factory(target)
+    except Error as err:
+        if err.kind is not ErrorKind.USAGE:
+            raise
+        raise UsageError(str(err)) from err
 
 
 def split_target(target: str) -> tuple[str, str]:
-    module_name, sep, attr = target.partition(":")
-    if not sep or not module_name or not attr:
-        raise UsageError(f"{target!r}: expected module:attribute, e.g. myapp:factory")
-    return module_name, attr
+    try:
+        return _target.split_target(target)
+    except Error as err:
+        raise UsageError(str(err)) from err
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -26,6 +26,10 @@ raises :class:`wskit.Error` of kind ``QUEUE`` naming the id; a send to a
 client whose queue is full raises ``QUEUE`` too, as ``Sender.send`` does.
 A broadcast never raises for one recipient: a recipient that cannot take
 the message gets it reported to its own ``on_error``.
+
+In a worker of ``--workers N`` (N > 1) that shares no backplane, every
+method raises ``Error(USAGE)`` saying so: this process sees only its own
+share of the clients, and answering for them all would be silently wrong.
 """
 
 from __future__ import annotations
@@ -166,12 +170,15 @@ class Comms:
     @property
     def ids(self) -> frozenset[int]:
         """The ids of the connections open now (both sides), a snapshot."""
+        self.hub.registry.require_whole("Comms.ids")
         return self.hub.backplane.ids()
 
     def __contains__(self, client_id: object) -> bool:
+        self.hub.registry.require_whole("Comms (id in comms)")
         return client_id in self.hub.registry.open
 
     def __len__(self) -> int:
+        self.hub.registry.require_whole("Comms (len(comms))")
         return len(self.hub.registry.open)
 
     def send(self, client_id: int, msg: Sendable) -> None:
@@ -182,6 +189,7 @@ class Comms:
         ``Settings.max_send_queue``.
         """
         client = as_id(client_id)
+        self.hub.registry.require_whole("Comms.send")
         outlet = self.hub.registry.get(client)
         if outlet is None:
             raise gone(client)
@@ -199,15 +207,18 @@ class Comms:
     def room(self, room_id: str) -> RoomComms:
         """A handle on one room of this WebSocket, by id (it need not exist
         yet: sending checks)."""
+        self.hub.registry.require_whole("Comms.room")
         return RoomComms(self, room_id)
 
     @property
     def rooms(self) -> frozenset[str]:
         """The ids of the rooms open now, a snapshot."""
+        self.hub.registry.require_whole("Comms.rooms")
         return frozenset(self.hub.registry.groups)
 
     def __repr__(self) -> str:
-        return f"<wskit.Comms {len(self)} connections, {len(self.hub.registry.groups)} rooms>"
+        registry = self.hub.registry
+        return f"<wskit.Comms {len(registry.open)} connections, {len(registry.groups)} rooms>"
 
 
 class RoomComms:

@@ -43,6 +43,7 @@ class Hub:
 
     def broadcast(self, data: str | bytes, exclude: frozenset[int] = frozenset()) -> None:
         """To every open connection but ``exclude``, from any thread."""
+        self.registry.require_whole("broadcast")
         portal = self.portal
         if portal.in_trio_thread():
             self.backplane.broadcast(data, exclude)

@@ -40,7 +40,7 @@ class Group(Protocol):
 class Registry:
     """Connections by id; the open ones' outlets; slots; rooms by id."""
 
-    __slots__ = ("_ids", "_slots", "connections", "groups", "open")
+    __slots__ = ("_ids", "_slots", "connections", "groups", "open", "partial")
 
     def __init__(self, ids: Iterator[int] | None = None) -> None:
         self._ids = ids if ids is not None else process_ids
@@ -51,6 +51,17 @@ class Registry:
         #: Rooms by id (one namespace per WebSocket), registered by ``wskit.Rooms``.
         self.groups: dict[str, Group] = {}
         self._slots: set[int] = set()
+        #: Why this registry must not answer for every client of the service,
+        #: or ``None`` (the default: it sees them all). Set on a worker of a
+        #: ``--workers N`` group that shares no backplane, where a broadcast,
+        #: a ``Comms`` call or a room would reach only this worker's share of
+        #: the clients: they raise ``Error(USAGE)`` instead (``require_whole``).
+        self.partial: str | None = None
+
+    def require_whole(self, what: str) -> None:
+        """Raise ``Error(USAGE)`` if ``what`` would see only part of the clients."""
+        if self.partial is not None:
+            raise Error(f"{what} {self.partial}", ErrorKind.USAGE)
 
     def new_id(self) -> int:
         return next(self._ids)
@@ -85,6 +96,7 @@ class Registry:
     # -- rooms ----------------------------------------------------------
 
     def add_group(self, group_id: str, group: Group) -> None:
+        self.require_whole("a room")
         if group_id in self.groups:
             raise Error(f"room {group_id!r} is already open on this WebSocket: room ids "
                         "are one namespace per WebSocket", ErrorKind.USAGE)

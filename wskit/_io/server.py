@@ -14,6 +14,7 @@ import errno
 import logging
 import math
 import os
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -29,7 +30,7 @@ from .dispatch import resolve
 from .driver import Connection, Host, extensions_for, make_handshake
 from .transport import SOCKET_ERRORS, Transport, or_inf, why
 
-__all__ = ["ServerHost", "accept_loop", "open_listeners", "serve"]
+__all__ = ["ServerHost", "accept_loop", "adopt_listener", "open_listeners", "serve"]
 
 log = logging.getLogger("wskit")
 
@@ -57,6 +58,16 @@ async def open_listeners(host: str, port: int) -> list[trio.SocketListener]:
     except OSError as exc:
         raise Error(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
                     ErrorKind.IO) from exc
+
+
+def adopt_listener(sock: socket.socket) -> trio.SocketListener:
+    """A listener on a socket someone else bound and put in listening state:
+    one inherited from a supervisor (``--workers``) or from systemd."""
+    try:
+        return trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+    except (TypeError, ValueError, OSError) as exc:
+        raise Error(f"cannot listen on {sock!r}: {exc} (pass a bound TCP socket on which "
+                    "listen() was called)", ErrorKind.USAGE) from exc
 
 
 async def accept_loop(listener: trio.SocketListener, nursery: trio.Nursery,
