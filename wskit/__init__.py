@@ -11,7 +11,7 @@ See README.md for the guide; every public name is listed in ``__all__``.
 
 from ._api import connect, listen
 from ._core.http import Handshake, Headers, Request, Response
-from ._core.messages import CloseCode, Message
+from ._core.messages import BinaryMessage, CloseCode, Message, TextMessage
 from ._errors import Error, ErrorKind
 from ._handler import Factory, Handler
 from ._hub.comms import Comms, Everyone, Except, RoomComms
@@ -25,6 +25,7 @@ from .rooms import ClientId, RoomContext, Rooms, RoomService, RoomStats
 __version__ = "0.1.0"
 
 __all__ = [
+    "BinaryMessage",
     "ClientId",
     "CloseCode",
     "Comms",
@@ -47,6 +48,7 @@ __all__ = [
     "Router",
     "Sender",
     "Settings",
+    "TextMessage",
     "Timeout",
     "WebSocket",
     "__version__",
