@@ -68,7 +68,11 @@ def _run_server(factory: FactoryLike, args: argparse.Namespace) -> int:
     _setup_logging(args.log_level)
 
     async def serve() -> None:
-        async with WebSocket(factory, settings) as ws:
+        try:
+            websocket = WebSocket(factory, settings)
+        except Error as err:  # a factory that cannot work (an async def): one line
+            raise UsageError(str(err)) from err
+        async with websocket as ws:
             try:
                 await ws.listen((args.host, args.port), ssl_context=ssl_context)
             except Error as err:
