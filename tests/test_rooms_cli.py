@@ -20,6 +20,13 @@ def test_serve_a_room_service_with_rooms() -> None:
     with run_server("serve", "examples.shared_counter:SharedCounter", "--rooms",
                     "--grace", "0", "--slow-client", "drop",
                     "--max-client-queue", "64k") as server:
+        # The banner lists the endpoints (issue 11, item 8).
+        base = f"127.0.0.1:{server.port}"
+        banner = [server.errors.until(lambda line: "rooms: " in line) for _ in range(3)]
+        assert banner[0].endswith(f"rooms: ws://{base}/ws/{{room}} (WebSocket, one room per "
+                                  "name); /ws joins 'default'")
+        assert banner[1].endswith(f"rooms: http://{base}/status (health check: 'ok')")
+        assert banner[2].endswith(f"rooms: http://{base}/rooms (JSON: every room's counters)")
         with ws_connect(f"{server.url}/ws/a") as first, \
                 ws_connect(f"{server.url}/ws/a") as second, \
                 ws_connect(f"{server.url}/ws") as other:
