@@ -217,3 +217,34 @@ def test_client_help_lists_no_server_only_option() -> None:
         assert option not in client_help
     for option in ("--max-message-size", "--ping-interval", "--no-compression", "--linger"):
         assert option in client_help
+
+
+def test_input_from_a_pipe_output_on_a_terminal(server_url: str) -> None:
+    # No prompt to type at, but the transcript keeps both directions.
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
+    proc = subprocess.Popen([*WSKIT, "client", server_url], stdin=subprocess.PIPE,
+                            stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    term = Terminal(master, proc)
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(b"hello\nattack\n")
+        proc.stdin.close()
+        assert term.wait_exit() == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        os.close(master)
+    # Each answer after its line; the two lines may both go before the first
+    # answer comes back.
+    lines = term.lines()
+    assert [line for line in lines if line.startswith(">")] == ["> hello", "> attack"]
+    assert [line for line in lines if line.startswith("<")] == [
+        "< hello",
+        "< \\x1b[31mred\\x1b[0m\\x07bell\\x1b]0;pwned\\x07\\x1b[2J\\x1b[Hhome"
+        "\\u202eevil\\x9bmore"]
+    assert len(lines) == 4 and lines.index("> hello") < lines.index("< hello")
+    for sequence in _NEVER_RAW:
+        assert sequence not in term.raw, sequence
