@@ -158,6 +158,8 @@ def test_markers_and_control_characters_shown_not_obeyed(server_url: str) -> Non
         term.wait_for(term.shows("< one\\ntwo\\r\\nthree\\tfour"), "newlines made visible")
         term.type("binary\n")
         term.wait_for(term.shows("< [binary 6 bytes] 001b5b33316d"), "binary as hex")
+        term.type("/help\n")
+        term.wait_for(term.shows("  //TEXT                  send /TEXT"), "the help, line by line")
         term.type("/close\n")
         assert term.wait_exit() == 0
         assert term.lines() == [
@@ -165,6 +167,11 @@ def test_markers_and_control_characters_shown_not_obeyed(server_url: str) -> Non
             "> attack", hostile,
             "> lines", "< one\\ntwo\\r\\nthree\\tfour",
             "> binary", "< [binary 6 bytes] 001b5b33316d",
+            "> /help", "commands:",
+            "  /close [CODE [REASON]]  close (default 1000) once answers in flight came",
+            "  /ping [TEXT]            send a ping; the pong's latency is shown",
+            "  //TEXT                  send /TEXT",
+            "  /help                   this help",
             "> /close", "closed: 1000",
         ]
     # Nothing of the server's reached the terminal raw: no colour, bell,

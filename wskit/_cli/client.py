@@ -94,7 +94,7 @@ def _client_factory(args: argparse.Namespace, state: _ClientState) -> type[Handl
 
 
 _HELP = """commands:
-  /close [CODE [REASON]]  wait for the answers in flight, close (default 1000), exit
+  /close [CODE [REASON]]  close (default 1000) once answers in flight came
   /ping [TEXT]            send a ping; the pong's latency is shown
   //TEXT                  send /TEXT
   /help                   this help"""

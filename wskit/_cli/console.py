@@ -116,10 +116,9 @@ class Console:
             self._show(self.stdout, f"> {escape(text)}")
 
     def status(self, text: str) -> None:
-        """A status line on stderr (connected, pong, errors, closed)."""
-        if self._stderr_tty:
-            text = escape(text)
-        self._show(self.stderr, text)
+        """Status lines on stderr (connected, pong, errors, closed, /help)."""
+        for line in text.split("\n"):
+            self._show(self.stderr, escape(line) if self._stderr_tty else line)
 
     def prompt(self) -> None:
         """``> `` before the next line to type (only while typing)."""
