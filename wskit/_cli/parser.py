@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
         "dev", help="serve a factory and restart it when a source file changes",
         description="Like 'serve', in a child process that is restarted (on the same port) "
                     "whenever a .py file of the module's top-level package (for a single-file "
-                    "module: of its folder) changes (mtimes are polled). Open connections get 1001 at each restart.",
+                    "module: of its folder) changes (mtimes are polled). Open connections get "
+                    "1001 at each restart.",
         epilog="example: wskit dev myapp:factory --port 8000")
     dev.add_argument("target", metavar="module:factory", help=target_help)
     add_server_options(dev)
