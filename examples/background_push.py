@@ -64,7 +64,7 @@ class Pusher(wskit.Handler):
         self.out.send(f"id {self.out.connection_id}")
 
     def on_message(self, msg: wskit.Message) -> None:
-        words = str(msg).split(maxsplit=2)
+        words = msg.split(maxsplit=2) if isinstance(msg, str) else []
         try:
             if len(words) != 3 or words[0] != "job":
                 raise ValueError

@@ -128,7 +128,7 @@ class ChatRoom(wskit.RoomService):
         if msg.is_binary:
             ctx.close(client, wskit.CloseCode.UNSUPPORTED, "text messages only")
             return
-        text = str(msg).strip()
+        text = msg.strip()  # a text message is a str
         if not text:
             return
         if text.startswith("/nick"):

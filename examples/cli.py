@@ -56,9 +56,8 @@ class Cli(wskit.Handler):
         threading.Thread(target=pump, args=(self.out,), daemon=True).start()
 
     def on_message(self, msg: wskit.Message) -> None:
-        data = msg.data
-        print(data if isinstance(data, str) else f"<{len(data)} bytes: {data.hex()}>",
-              flush=True)
+        # A text message is a str, a binary one bytes.
+        print(f"<{len(msg)} bytes: {msg.hex()}>" if isinstance(msg, bytes) else msg, flush=True)
 
     def on_close(self, code: wskit.CloseCode | int, reason: str) -> None:
         print(f"closed: {int(code)} {reason}".rstrip(), file=sys.stderr, flush=True)

@@ -35,7 +35,7 @@ class Greeter(wskit.Handler):
     def on_message(self, msg: wskit.Message) -> None:
         self.idle.cancel()
         self.idle = self.out.timeout(self.IDLE_S, "idle")
-        self.out.send(str(msg).upper())
+        self.out.send(msg.upper())  # a text message is a str (binary: bytes)
 
     def on_timeout(self, token: Any) -> None:
         self.out.close(wskit.CloseCode.AWAY, "idle too long")

@@ -236,10 +236,15 @@ def test_serve_tls(tmp_path: Path) -> None:
     (("dev", "no_such_module:factory"),
      "cannot import module 'no_such_module': No module named 'no_such_module'"),
     (("dev", "app"), "'app': expected module:attribute, e.g. myapp:factory"),
+    (("serve", "app:async_factory"),
+     "the factory async_factory is an 'async def': a factory must return the handler at once. "
+     "Keep the factory a plain 'def' and make the hooks async instead "
+     "(async def on_message(self, msg): ...)"),
 ])
 def test_usage_errors_exit_2_with_one_line(tmp_path: Path, args: tuple[str, ...],
                                            expected: str) -> None:
-    (tmp_path / "app.py").write_text("factory = lambda out: out.send\nnumber = 42\n")
+    (tmp_path / "app.py").write_text("factory = lambda out: out.send\nnumber = 42\n"
+                                     "async def async_factory(out):\n    return out.send\n")
     result = run(*args, "--port", str(free_port()), cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert one_error_line(result) == f"wskit: error: {expected}"
@@ -334,3 +339,42 @@ def test_dev_stops_on_a_missing_attribute(tmp_path: Path) -> None:
                  cwd=tmp_path)
     assert result.returncode == 2
     assert "wskit: error: module 'app' has no attribute 'nope'" in result.stderr
+
+
+def test_dev_watches_the_folder_of_a_single_file_app(tmp_path: Path) -> None:
+    # Issue 11, item 8: editing a helper imported from next to a single-file
+    # app restarts it too; a virtual environment in that folder is not watched.
+    (tmp_path / "app.py").write_text(
+        "import helpers\n\n"
+        "def factory(out):\n"
+        "    return lambda msg: out.send(helpers.greet(msg))\n")
+    helpers = tmp_path / "helpers.py"
+    helpers.write_text("def greet(name):\n    return f'hello {name}'\n")
+    venv = tmp_path / "venv" / "lib"
+    venv.mkdir(parents=True)
+    (tmp_path / "venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (venv / "dependency.py").write_text("X = 1\n")
+    with run_server("dev", "app:factory", "--poll-interval", "0.1", "--stop-timeout", "5",
+                    cwd=tmp_path) as server:
+        banner = server.errors.until(lambda line: "watching" in line)
+        assert f"watching 2 files under {tmp_path}" in banner
+        with ws_connect(server.url) as client:
+            client.send("you")
+            assert client.recv(timeout=TIMEOUT) == "hello you"
+
+        helpers.write_text("def greet(name):\n    return f'welcome back, {name}'\n")
+        stat = helpers.stat()
+        os.utime(helpers, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+
+        def answers_anew() -> bool:
+            try:
+                with ws_connect(server.url) as client:
+                    client.send("you")
+                    return client.recv(timeout=TIMEOUT) == "welcome back, you"
+            except (OSError, WebSocketException):  # between two servers
+                return False
+
+        wait_for(answers_anew, "the server restarted with the new helpers.py")
+        changed = server.errors.until(lambda line: "changed" in line)
+        assert "helpers.py changed; restarting" in changed
+        assert server.stop() == 0

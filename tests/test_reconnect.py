@@ -53,7 +53,7 @@ class Client(wskit.Handler):
         self.log("open", self.opens, id(self))
 
     def on_message(self, msg: wskit.Message) -> None:
-        self.log("message", str(msg) if msg.is_text else repr(msg.as_bytes()))
+        self.log("message", str(msg) if msg.is_text else repr(bytes(msg)))
 
     def on_close(self, code: int, reason: str) -> None:
         self.log("close", int(code), reason)

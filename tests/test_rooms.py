@@ -349,8 +349,29 @@ async def test_max_rooms_and_options(serve, ws_connect, log) -> None:
         wskit.Rooms("not callable")  # type: ignore[arg-type]
 
 
+class Chatty(wskit.Handler):
+    pass
+
+
+def test_rooms_refuse_what_cannot_make_room_services() -> None:
+    # Issue 11, item 7: each was accepted, then failed at the first join.
+    for service, words in [
+        (Chatty, "Chatty is a wskit.Handler (one per connection), not a room service"),
+        (lambda out: None, "<lambda>(out) cannot make room services"),
+        (Probe, "Probe(room_id, ctx, log) cannot make room services"),
+        (wskit.Router({}), "Router is a wskit.Factory, not a room service"),
+    ]:
+        with pytest.raises(wskit.Error) as info:
+            wskit.Rooms(service)
+        assert info.value.kind is wskit.ErrorKind.USAGE
+        assert words in str(info.value)
+    # What can: a RoomService class, any callable taking (room_id, ctx).
+    wskit.Rooms(wskit.RoomService)
+    wskit.Rooms(lambda room_id, ctx, *extra: wskit.RoomService(room_id, ctx))
+
+
 async def test_rooms_refuse_client_connections(log) -> None:
-    async with wskit.WebSocket(wskit.Rooms(Probe)) as ws:
+    async with wskit.WebSocket(probe_rooms(log)) as ws:
         with pytest.raises(wskit.Error, match="incoming connections only"):
             await ws.connect("ws://127.0.0.1:9/ws")
         ws.shutdown()

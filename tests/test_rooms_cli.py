@@ -20,6 +20,13 @@ def test_serve_a_room_service_with_rooms() -> None:
     with run_server("serve", "examples.shared_counter:SharedCounter", "--rooms",
                     "--grace", "0", "--slow-client", "drop",
                     "--max-client-queue", "64k") as server:
+        # The banner lists the endpoints (issue 11, item 8).
+        base = f"127.0.0.1:{server.port}"
+        banner = [server.errors.until(lambda line: "rooms: " in line) for _ in range(3)]
+        assert banner[0].endswith(f"rooms: ws://{base}/ws/{{room}} (WebSocket, one room per "
+                                  "name); /ws joins 'default'")
+        assert banner[1].endswith(f"rooms: http://{base}/status (health check: 'ok')")
+        assert banner[2].endswith(f"rooms: http://{base}/rooms (JSON: every room's counters)")
         with ws_connect(f"{server.url}/ws/a") as first, \
                 ws_connect(f"{server.url}/ws/a") as second, \
                 ws_connect(f"{server.url}/ws") as other:
@@ -57,6 +64,11 @@ def test_serve_a_rooms_instance_without_the_flag() -> None:
     (("serve", "examples.shared_counter:SharedCounter", "--slow-client", "drop",
       "--max-client-queue", "1k"), "--slow-client, --max-client-queue need --rooms"),
     (("serve", "examples.router:router", "--rooms"), "is a Router, not a room service"),
+    # Issue 11, item 7: a Handler class was accepted, then raised TypeError
+    # at the first join; it is refused at start-up, saying what to serve.
+    (("serve", "examples.server_handler:Server", "--rooms"),
+     "Server is a wskit.Handler (one per connection), not a room service"),
+    (("serve", "examples.broadcast:relay", "--rooms"), "relay(out) cannot make room services"),
     (("dev", "examples.shared_counter:SharedCounter", "--grace", "1"),
      "--grace need --rooms"),
 ])
@@ -64,6 +76,14 @@ def test_rooms_usage_errors(args: tuple[str, ...], message: str) -> None:
     result = run(*args, "--port", str(free_port()))
     assert result.returncode == 2, result.stderr
     assert message in one_error_line(result)
+
+
+def test_dev_refuses_a_handler_with_rooms_at_start_up() -> None:
+    result = run("dev", "examples.server_handler:Server", "--rooms", "--port", str(free_port()))
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("wskit: error: Server is a wskit.Handler"), result.stderr
+    assert "takes a wskit.RoomService subclass" in last
 
 
 def test_rooms_option_values_are_checked() -> None:

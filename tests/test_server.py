@@ -106,8 +106,13 @@ async def test_message_semantics(serve, ws_connect, log, Recorder):
     assert text.is_text and not text.is_binary
     assert text.data == "héllo €" and isinstance(text.data, str)
     assert str(text) == "héllo €"
-    assert len(text) == len("héllo €".encode()) == 10
+    assert len(text) == 7  # a str: characters
+    assert text.nbytes == len("héllo €".encode()) == 10
     assert text.as_text() == "héllo €"
+    # A received message is the str / bytes it carries (issue 11).
+    assert isinstance(text, str) and isinstance(binary, bytes)
+    assert text + "!" == "héllo €!" and text.startswith("héllo")
+    assert binary.hex() == "00ff"
     assert text.as_bytes() == "héllo €".encode()
 
     assert binary == b"\x00\xff" and binary != "\x00\xff"

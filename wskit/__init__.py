@@ -12,7 +12,7 @@ The guide and the API reference are the documentation site (``docs/``,
 
 from ._api import connect, listen
 from ._core.http import Handshake, Headers, Request, Response
-from ._core.messages import CloseCode, Message
+from ._core.messages import BinaryMessage, CloseCode, Message, TextMessage
 from ._errors import ConnectionClosed, Error, ErrorKind
 from ._handler import Factory, Handler
 from ._hub.comms import Comms, Everyone, Except, RoomComms
@@ -26,6 +26,7 @@ from .rooms import ClientId, RoomContext, Rooms, RoomService, RoomStats
 __version__ = "0.1.0"
 
 __all__ = [
+    "BinaryMessage",
     "ClientId",
     "CloseCode",
     "Comms",
@@ -50,6 +51,7 @@ __all__ = [
     "Router",
     "Sender",
     "Settings",
+    "TextMessage",
     "Timeout",
     "WebSocket",
     "__version__",

@@ -49,7 +49,13 @@ class Handler:
 
     @default_hook
     def on_message(self, msg: Message) -> Maybe:
-        """A complete message arrived (fragments already joined)."""
+        """A complete message arrived (fragments already joined).
+
+        ``msg`` is a ``str`` for text (a :class:`TextMessage`) and ``bytes``
+        for binary (a :class:`BinaryMessage`): ``json.loads(msg)`` and the
+        other string operations work on it as it is. Narrow with
+        ``isinstance(msg, str)`` for a type checker.
+        """
 
     @default_hook
     def on_close(self, code: CloseCode | int, reason: str) -> Maybe:

@@ -19,7 +19,7 @@ import types
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._core.messages import CloseCode, Message, Sendable, to_payload
+from ._core.messages import BinaryMessage, CloseCode, Sendable, TextMessage, to_payload
 from ._core.protocol import check_close
 from ._errors import Error, ErrorKind
 from ._hub.delivery import send_from_anywhere
@@ -31,16 +31,9 @@ if TYPE_CHECKING:
     from ._hub.comms import Comms
     from ._hub.hub import Hub
 
-__all__ = ["Sender", "to_message"]
+__all__ = ["Sender"]
 
 _NO_PARAMS: Mapping[str, str] = types.MappingProxyType({})
-
-
-def to_message(msg: Sendable) -> Message:
-    """``str`` is text, bytes-like is binary, a :class:`Message` stays as it is."""
-    if isinstance(msg, Message):
-        return msg
-    return Message(to_payload(msg))
 
 
 class Sender:
@@ -74,8 +67,11 @@ class Sender:
         before the handshake completes, it is delivered right after it.
         """
         cls = msg.__class__
-        # str and bytes go to the outlet as they are (the hot path).
-        data: str | bytes = msg if cls is str or cls is bytes else to_payload(msg)  # type: ignore[assignment]
+        # str, bytes and received messages (an echo) go to the outlet as
+        # they are (the hot path).
+        data: str | bytes = (
+            msg if cls is str or cls is TextMessage or cls is bytes or cls is BinaryMessage
+            else to_payload(msg))  # type: ignore[assignment]
         outlet = self._outlet
         if outlet is None:
             self.hub.broadcast(data)

@@ -1,4 +1,7 @@
-"""``wskit client URL``: stdin lines out, messages in (interactive or in pipes)."""
+"""``wskit client URL``: stdin lines out, messages in (interactive or in pipes).
+
+How the conversation is shown (markers, escapes, the prompt) is ``console``'s.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import argparse
 import codecs
 import logging
 import os
+import select
 import ssl
 import sys
 
@@ -13,11 +17,13 @@ import trio
 
 from .._core.http import Handshake, Request
 from .._core.messages import CloseCode, Message
+from .._core.protocol import check_close
 from .._errors import Error, ErrorKind
 from .._handler import Factory, Handler
 from .._sender import Sender
 from .._settings import Reconnect
 from .._websocket import WebSocket
+from .console import Console
 from .options import UsageError, settings_from
 
 
@@ -39,6 +45,7 @@ class _ClientState:
         self.pings: dict[bytes, float] = {}
         self.pong = trio.Event()
         self.interactive = sys.stdin.isatty()
+        self.console = Console.standard()
 
 
 def _client_factory(args: argparse.Namespace, state: _ClientState) -> Factory:
@@ -49,6 +56,8 @@ def _client_factory(args: argparse.Namespace, state: _ClientState) -> Factory:
             raise UsageError(f"--header {header!r}: expected 'Name: value'")
         headers.append((name.strip(), value.strip()))
 
+    console = state.console
+
     class Client(Handler):
         def build_request(self, url: str) -> Request:
             return Request.for_url(url, headers=headers, subprotocols=args.subprotocol or (),
@@ -57,20 +66,19 @@ def _client_factory(args: argparse.Namespace, state: _ClientState) -> Factory:
         def on_open(self, handshake: Handshake) -> None:
             state.connected.set()
             if state.opened:  # with --reconnect: the next connection
-                print(f"wskit: reconnected to {args.url}", file=sys.stderr, flush=True)
+                console.status(f"wskit: reconnected to {args.url}")
                 return
             state.opened = True
             if state.interactive:
                 chosen = f" (subprotocol {handshake.subprotocol})" if handshake.subprotocol else ""
-                print(f"connected to {args.url}{chosen}; type lines to send, /help for "
-                      "commands", file=sys.stderr, flush=True)
+                console.status(f"connected to {args.url}{chosen}; type lines to send, /help "
+                               "for commands")
+                console.prompt()
 
         def on_message(self, msg: Message) -> None:
             state.activity.set()
-            data = msg.data
-            line = data if isinstance(data, str) else f"[binary {len(data)} bytes] {data.hex()}"
             try:
-                print(line, flush=True)
+                console.received(msg)
             except OSError:  # stdout went away (a closed pipe): stop politely
                 self.out.close(CloseCode.NORMAL)
 
@@ -80,23 +88,22 @@ def _client_factory(args: argparse.Namespace, state: _ClientState) -> Factory:
                 state.pong.set()
                 if data.startswith(b"wskit-cli"):
                     return
-                print(f"pong {data.decode('utf-8', 'replace')!r} after "
-                      f"{(trio.current_time() - sent) * 1000:.1f} ms", file=sys.stderr, flush=True)
+                console.status(f"pong {data.decode('utf-8', 'replace')!r} after "
+                               f"{(trio.current_time() - sent) * 1000:.1f} ms")
 
         def on_error(self, err: Error) -> None:
             if not state.opened:
                 return  # cmd_client reports a failed connect itself, once
             if state.reconnect and not state.connected.is_set() and err.kind in _ATTEMPT_ERRORS:
                 return  # a failed attempt: on_reconnecting prints it
-            print(f"wskit: {err}", file=sys.stderr, flush=True)
+            console.status(f"wskit: {err}")
 
         def on_close(self, code: CloseCode | int, reason: str) -> None:
             state.code, state.reason = code, reason
             state.connected = trio.Event()
 
         def on_reconnecting(self, attempt: int, delay: float, error: Error) -> None:
-            print(f"wskit: reconnecting in {delay:.2f}s (attempt {attempt}): {error}",
-                  file=sys.stderr, flush=True)
+            console.status(f"wskit: reconnecting in {delay:.2f}s (attempt {attempt}): {error}")
 
     class ClientFactory(Factory):
         def connection_made(self, out: Sender) -> Client:
@@ -113,7 +120,7 @@ _ATTEMPT_ERRORS = frozenset({ErrorKind.IO, ErrorKind.HTTP, ErrorKind.SSL, ErrorK
 
 
 _HELP = """commands:
-  /close [CODE [REASON]]  close the connection (default 1000) and exit
+  /close [CODE [REASON]]  close (default 1000) once answers in flight came
   /ping [TEXT]            send a ping; the pong's latency is shown
   //TEXT                  send /TEXT
   /help                   this help"""
@@ -150,58 +157,85 @@ class _LineReader:
             self._lines.extend(line.removesuffix("\r") for line in lines)
         return self._lines.pop(0)
 
+    def has_more(self) -> bool:
+        """Whether a line is already there (typed ahead): then the terminal
+        has echoed it already, and a prompt now would land after it."""
+        if self._lines or self._eof:
+            return True
+        readable, _, _ = select.select([self._fd], [], [], 0)
+        return bool(readable)
+
+
+async def _drain(out: Sender, state: _ClientState, linger: float) -> None:
+    """Before we close: let the answers in flight arrive (a close sent now
+    would make the peer's later data frames undeliverable, RFC 6455 5.5.1).
+    The pong proves the server has read everything we sent; then wait until
+    no message came for ``linger`` seconds."""
+    if linger <= 0:
+        return
+    token = b"wskit-cli-eof"
+    state.pings[token] = trio.current_time()
+    state.pong = trio.Event()
+    out.ping(token)
+    with trio.move_on_after(max(10 * linger, 5)):
+        await state.pong.wait()
+    while True:
+        state.activity = trio.Event()
+        with trio.move_on_after(linger):
+            await state.activity.wait()
+        if not state.activity.is_set():
+            break
+
 
 async def _pump_stdin(out: Sender, state: _ClientState, linger: float) -> None:
     reader = _LineReader(sys.stdin.fileno())
+    console = state.console
     try:
         while (line := await reader.readline()) is not None:
+            console.typed()
             if line.startswith("/") and not line.startswith("//"):
                 command, _, rest = line[1:].partition(" ")
                 if command == "close":
                     code_text, _, reason = rest.strip().partition(" ")
                     try:
-                        out.close(int(code_text) if code_text else CloseCode.NORMAL, reason)
-                        state.we_closed = True
+                        code = int(code_text) if code_text else CloseCode.NORMAL
+                        check_close(code, reason)
                     except (ValueError, Error) as exc:
-                        print(f"wskit: /close: {exc}", file=sys.stderr, flush=True)
+                        console.status(f"wskit: /close: {exc}")
+                        if not reader.has_more():
+                            console.prompt()
                         continue
+                    await _drain(out, state, linger)
+                    out.close(code, reason)
+                    state.we_closed = True
                     return
                 if command == "ping":
                     data = rest.encode("utf-8")[:125]
                     try:
                         out.ping(data)
                     except Error as exc:  # not connected (--reconnect, between two)
-                        print(f"wskit: /ping: {exc}", file=sys.stderr, flush=True)
+                        console.status(f"wskit: /ping: {exc}")
                         continue
                     state.pings[data] = trio.current_time()
                 elif command == "help":
-                    print(_HELP, file=sys.stderr, flush=True)
+                    console.status(_HELP)
                 else:
-                    print(f"wskit: unknown command /{command} (try /help)", file=sys.stderr,
-                          flush=True)
+                    console.status(f"wskit: unknown command /{command} (try /help)")
+                if not reader.has_more():
+                    console.prompt()
                 continue
-            out.send(line[1:] if line.startswith("//") else line)
+            text = line[1:] if line.startswith("//") else line
+            out.send(text)
+            console.sent(text)
+            if not reader.has_more():
+                console.prompt()
             await out.flush()  # backpressure: don't read stdin faster than we send
         # End of input: let the answers in flight arrive, then close normally.
         if state.reconnect:
             # What was sent while disconnected goes out on the next connection.
             await state.connected.wait()
             await out.flush()
-        if linger > 0:
-            # The pong proves the server has read everything we sent; then
-            # wait until no message came for `linger` seconds.
-            token = b"wskit-cli-eof"
-            state.pings[token] = trio.current_time()
-            state.pong = trio.Event()
-            out.ping(token)
-            with trio.move_on_after(max(10 * linger, 5)):
-                await state.pong.wait()
-            while True:
-                state.activity = trio.Event()
-                with trio.move_on_after(linger):
-                    await state.activity.wait()
-                if not state.activity.is_set():
-                    break
+        await _drain(out, state, linger)
         out.close(CloseCode.NORMAL)
         state.we_closed = True
     except Error:
@@ -239,15 +273,16 @@ def cmd_client(args: argparse.Namespace) -> int:
         # Success: the closing handshake completed, and either we asked for
         # it or the server closed normally (1000, or 1001 going away).
         completed = state.code != CloseCode.ABNORMAL
+        console = state.console
+        console.finish()
         # With --reconnect, the server's 1000/1001 were reconnected after: it
         # ends well only when we closed.
         server_done = not state.reconnect and state.code in (CloseCode.NORMAL, CloseCode.AWAY)
         if completed and (state.we_closed or server_done):
             if state.interactive:
-                print(f"closed: {int(state.code)} {state.reason}".rstrip(), file=sys.stderr)
+                console.status(f"closed: {int(state.code)} {state.reason}".rstrip())
             return 0
-        print(f"wskit: connection closed: {int(state.code)} {state.reason}".rstrip(),
-              file=sys.stderr, flush=True)
+        console.status(f"wskit: connection closed: {int(state.code)} {state.reason}".rstrip())
         return 1
 
     return trio.run(run)

@@ -21,7 +21,9 @@ from .serve import server_tls, split_target
 
 
 def _watch_roots(module_name: str) -> list[Path]:
-    """Where the module's sources live: its top-level package, or its file.
+    """Where the module's sources live: its top-level package, or, for a
+    single-file app, the folder that holds it (so an edit to a ``helpers.py``
+    it imports from next to it restarts too).
 
     Only the top-level name is looked up, which imports nothing.
     """
@@ -38,7 +40,7 @@ def _watch_roots(module_name: str) -> list[Path]:
     if spec.submodule_search_locations:
         return [Path(p) for p in spec.submodule_search_locations]
     if spec.origin and os.path.isfile(spec.origin):
-        return [Path(spec.origin)]
+        return [Path(spec.origin).parent]
     raise UsageError(f"module {top!r} has no source files to watch")
 
 
@@ -56,11 +58,24 @@ def _scan(roots: Sequence[Path], only_python: bool = True) -> dict[str, tuple[in
             add(str(root))
             continue
         for folder, dirs, files in os.walk(root):
-            dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
+            dirs[:] = [d for d in dirs if _watched_dir(folder, d)]
             for name in files:
                 if not only_python or name.endswith(".py"):
                     add(os.path.join(folder, name))
     return found
+
+
+#: Folders never watched: caches, dependencies, build output.
+_SKIPPED_DIRS = frozenset({"__pycache__", "node_modules", "site-packages", "build", "dist"})
+
+
+def _watched_dir(parent: str, name: str) -> bool:
+    """Hidden folders (``.git``, ``.venv``), caches and virtual environments
+    (a ``pyvenv.cfg`` inside) are not the app's sources: a folder holding a
+    single-file app often holds them too."""
+    if name.startswith(".") or name in _SKIPPED_DIRS:
+        return False
+    return not os.path.exists(os.path.join(parent, name, "pyvenv.cfg"))
 
 
 def _changed(old: dict[str, tuple[int, int]], new: dict[str, tuple[int, int]]) -> str | None:

@@ -99,15 +99,24 @@ _VALUED = (
 )
 
 
-def add_settings(parser: argparse.ArgumentParser) -> None:
+#: Settings that only a server uses: not offered by ``wskit client``.
+_SERVER_ONLY = frozenset({"max_connections", "allowed_origins", "trust_proxy_headers"})
+
+
+def add_settings(parser: argparse.ArgumentParser, *, server: bool = True) -> None:
+    """The Settings options; ``server=False`` leaves out the server-only ones."""
     group = parser.add_argument_group(
         "settings", "wskit.Settings fields; 'none' turns a limit or timeout off")
     for flag, field, parse, help_text in _VALUED:
+        if not server and field in _SERVER_ONLY:
+            continue
         group.add_argument(flag, dest=f"setting_{field}", type=parse, metavar="VALUE",
                            default=argparse.SUPPRESS, help=help_text)
     group.add_argument("--no-compression", dest="setting_compression", action="store_const",
                        const=None, default=argparse.SUPPRESS,
                        help="disable permessage-deflate")
+    if not server:
+        return
     group.add_argument("--allowed-origin", dest="setting_allowed_origins", action="append",
                        metavar="ORIGIN", default=argparse.SUPPRESS,
                        help="accept only this Origin (repeatable; '' allows no Origin)")

@@ -33,11 +33,16 @@ def build_parser() -> argparse.ArgumentParser:
     client = commands.add_parser(
         "client", help="an interactive client (stdin lines out, messages in)",
         description="Connect to URL. Each line of stdin is sent as a text message; each "
-                    "message received is printed on stdout (binary as hex). Status goes to "
-                    "stderr. At the end of stdin the client waits for the answers in flight "
-                    "(see --linger), closes with 1000 and exits 0 once the closing handshake "
-                    "is done. Commands: /close [CODE [REASON]], /ping [TEXT], //TEXT sends "
-                    "/TEXT, /help.",
+                    "message received is printed on stdout (binary as hex). On a terminal, "
+                    "messages show as '< text' after what you typed at the '> ' prompt, "
+                    "with control characters escaped (a newline shows as \\n; nothing a "
+                    "server sends can colour or move anything), and a message that arrives "
+                    "while you type goes above your line. In a pipe, messages are written "
+                    "as they are, one per line. Status goes to stderr. At the end of stdin, "
+                    "and on /close, the client waits for the answers in flight (see "
+                    "--linger), closes (1000 by default) and exits 0 once the closing "
+                    "handshake is done. Commands: /close [CODE [REASON]], /ping [TEXT], "
+                    "//TEXT sends /TEXT, /help.",
         epilog="example: printf 'hello\\nworld\\n' | wskit client ws://127.0.0.1:3012")
     client.add_argument("url", help="ws:// or wss:// URL")
     client.add_argument("--header", action="append", metavar="'NAME: VALUE'",
@@ -53,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "directly (default 'auto': the https_proxy, http_proxy and "
                              "no_proxy environment variables)")
     client.add_argument("--linger", type=float, default=0.5, metavar="SECONDS",
-                        help="at the end of stdin, wait until the server has read everything "
+                        help="at the end of stdin or on /close, wait until the server has "
+                             "read everything "
                              "and no message came for this long before closing "
                              "(default %(default)s; 0 closes at once)")
     client.add_argument("--reconnect", action="store_true",
@@ -67,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_argument("--reconnect-attempts", type=count, metavar="N",
                         help="give up after N failed attempts in a row (default: never; "
                              "implies --reconnect)")
-    add_settings(client)
+    add_settings(client, server=False)
     client.set_defaults(run=cmd_client)
 
     target_help = ("module:attribute of a factory: a function or closure taking a Sender, "
@@ -90,8 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     dev = commands.add_parser(
         "dev", help="serve a factory and restart it when a source file changes",
         description="Like 'serve', in a child process that is restarted (on the same port) "
-                    "whenever a .py file of the module's top-level package changes (mtimes "
-                    "are polled). Open connections get 1001 at each restart.",
+                    "whenever a .py file of the module's top-level package (for a single-file "
+                    "module: of its folder) changes (mtimes are polled). Open connections get "
+                    "1001 at each restart.",
         epilog="example: wskit dev myapp:factory --port 8000")
     dev.add_argument("target", metavar="module:factory", help=target_help)
     add_server_options(dev)

@@ -67,3 +67,20 @@ def wrap_rooms(factory: FactoryLike, args: argparse.Namespace) -> FactoryLike:
         return Rooms(factory, **given)  # type: ignore[arg-type]
     except Error as err:
         raise UsageError(str(err)) from err
+
+
+def rooms_endpoints(rooms: Rooms, secure: bool, host: str, port: int) -> list[str]:
+    """What a ``Rooms`` server answers, for the start-up banner."""
+    where = f"{host}:{port}"
+    web = f"{'https' if secure else 'http'}://{where}"
+    lines = [f"rooms: {'wss' if secure else 'ws'}://{where}{rooms.path}/{{room}} (WebSocket, "
+             "one room per name)"]
+    if rooms.default_room is not None:
+        lines[0] += f"; {rooms.path} joins {rooms.default_room!r}"
+    if rooms.status_path is not None:
+        lines.append(f"rooms: {web}{rooms.status_path} (health check: 'ok')")
+    if rooms.rooms_path is not None:
+        lines.append(f"rooms: {web}{rooms.rooms_path} (JSON: every room's counters)")
+    if rooms.page is not None:
+        lines.append(f"rooms: {web}/ (the page)")
+    return lines

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import ssl
 import sys
@@ -21,9 +22,12 @@ from .._errors import Error, ErrorKind
 from .._handler import FactoryLike
 from .._sender import Sender
 from .._websocket import WebSocket
+from ..rooms import Rooms
 from .logs import FORMATS, setup_logging
 from .options import DEFAULT_PORT, UsageError, add_settings, settings_from
-from .rooms import wrap_rooms
+from .rooms import rooms_endpoints, wrap_rooms
+
+log = logging.getLogger("wskit.cli")
 
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:
@@ -73,10 +77,13 @@ def _run_server(factory: FactoryLike, args: argparse.Namespace) -> int:
     async def serve() -> None:
         async with websocket as ws:
             try:
-                await ws.listen((args.host, args.port), ssl_context=ssl_context)
+                host, port = await ws.listen((args.host, args.port), ssl_context=ssl_context)
             except Error as err:
                 ws.shutdown()
                 raise UsageError(str(err)) from err
+            if isinstance(factory, Rooms):
+                for line in rooms_endpoints(factory, ssl_context is not None, host, port):
+                    log.info("%s", line)
             if getattr(args, "stop_on_eof", False):
                 threading.Thread(target=_shutdown_at_eof, args=(ws,), daemon=True).start()
 

@@ -1,13 +1,20 @@
-"""Values that cross the API: messages and close codes."""
+"""Values that cross the API: messages and close codes.
+
+A received message is a ``str`` or a ``bytes`` (issue 11): Python code that
+needs one (``json.loads``, ``+``, ``startswith``, ``decode``) gets one, and
+``Message`` stays the one type to check with ``isinstance`` and the home of
+the ws-rs-style API. The concrete classes add no per-instance state
+(``__slots__ = ()``), so a message costs what its ``str``/``bytes`` costs.
+"""
 
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .._errors import Error, ErrorKind
 
-__all__ = ["CloseCode", "Message", "Sendable", "to_payload"]
+__all__ = ["BinaryMessage", "CloseCode", "Message", "Sendable", "TextMessage", "to_payload"]
 
 
 class CloseCode(enum.IntEnum):
@@ -41,98 +48,151 @@ def close_code(code: int) -> CloseCode | int:
 
 
 class Message:
-    """One complete WebSocket message, text or binary. Immutable.
+    """One complete WebSocket message: a :class:`TextMessage` (a ``str``) or a
+    :class:`BinaryMessage` (a ``bytes``). Immutable.
 
-    A ``Message`` compares equal to the ``str`` or ``bytes`` it holds, so
-    ``msg == "hello"`` works in handlers and tests.
+    A received message *is* the ``str`` or ``bytes`` it carries, so
+    ``json.loads(msg)``, ``msg + "!"``, ``msg.startswith("/")`` and
+    ``msg.decode()`` work as on any string; ``Message`` is the common base for
+    ``isinstance`` checks and the ws-rs-style API (``Message.text(s)``,
+    ``Message.binary(b)``, ``.data``, ``.is_text``, ``.is_binary``,
+    ``.as_text()``, ``.as_bytes()``).
+
+    ``len(msg)`` is Python's: characters for text, bytes for binary.
+    ``msg.nbytes`` is the payload's size on the wire (UTF-8 bytes for text),
+    the unit of ``max_message_size`` and ``max_send_queue``.
+
+    ``Message(data)`` builds the right one: ``str`` gives text, bytes-like
+    gives binary.
     """
 
-    __slots__ = ("_data", "_size")
+    __slots__ = ()
 
-    _data: str | bytes
-    _size: int
-
-    def __init__(self, data: str | bytes | bytearray | memoryview) -> None:
-        if isinstance(data, (bytearray, memoryview)):
-            data = bytes(data)
-        elif not isinstance(data, (str, bytes)):
-            raise Error(f"a Message holds str (text) or bytes (binary), not "
-                        f"{type(data).__name__}", ErrorKind.USAGE)
-        object.__setattr__(self, "_data", data)
-        object.__setattr__(self, "_size", -1)
-
-    @classmethod
-    def text(cls, data: str) -> Message:
-        """A text message."""
-        if not isinstance(data, str):
-            raise Error(f"Message.text() takes str, not {type(data).__name__}", ErrorKind.USAGE)
-        return cls(data)
-
-    @classmethod
-    def binary(cls, data: bytes | bytearray | memoryview) -> Message:
-        """A binary message."""
+    def __new__(cls, data: str | bytes | bytearray | memoryview) -> Message:
         if isinstance(data, str):
-            raise Error("Message.binary() takes bytes, not str: use Message.text() for text",
-                        ErrorKind.USAGE)
-        return cls(data)
+            return TextMessage(data)
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            return BinaryMessage(data)
+        raise Error(f"a Message holds str (text) or bytes (binary), not "
+                    f"{type(data).__name__}", ErrorKind.USAGE)
+
+    @staticmethod
+    def text(data: str) -> TextMessage:
+        """A text message."""
+        return TextMessage(data)
+
+    @staticmethod
+    def binary(data: bytes | bytearray | memoryview) -> BinaryMessage:
+        """A binary message."""
+        return BinaryMessage(data)
+
+    # What each concrete class provides (declared here for type checkers).
+    if TYPE_CHECKING:
+        @property
+        def data(self) -> str | bytes: ...
+        @property
+        def is_text(self) -> bool: ...
+        @property
+        def is_binary(self) -> bool: ...
+        @property
+        def nbytes(self) -> int: ...
+        def as_text(self) -> str: ...
+        def as_bytes(self) -> bytes: ...
+
+
+class TextMessage(str, Message):
+    """A text message: a ``str`` that is also a :class:`Message`."""
+
+    __slots__ = ()
+
+    def __new__(cls, data: str) -> TextMessage:
+        if not isinstance(data, str):
+            raise Error(f"a text message holds str, not {type(data).__name__}: "
+                        "use Message.binary() for bytes", ErrorKind.USAGE)
+        return str.__new__(cls, data)
 
     @property
-    def data(self) -> str | bytes:
-        """The payload: ``str`` for text, ``bytes`` for binary."""
-        return self._data
+    def data(self) -> str:
+        """The payload (this message itself: it is a ``str``)."""
+        return self
 
     @property
     def is_text(self) -> bool:
-        return isinstance(self._data, str)
+        return True
 
     @property
     def is_binary(self) -> bool:
-        return not isinstance(self._data, str)
+        return False
+
+    @property
+    def nbytes(self) -> int:
+        """The payload's size on the wire: its UTF-8 length."""
+        return len(self) if self.isascii() else len(self.encode("utf-8"))
 
     def as_text(self) -> str:
-        """The payload as text; binary payloads are decoded as UTF-8 (strict)."""
-        data = self._data
-        return data if isinstance(data, str) else data.decode("utf-8")
+        """The text (this message itself; ``str(msg)`` gives a plain copy)."""
+        return self
 
     def as_bytes(self) -> bytes:
-        """The payload as bytes; text is encoded as UTF-8."""
-        data = self._data
-        return data.encode("utf-8") if isinstance(data, str) else data
-
-    def __str__(self) -> str:
-        return self.as_text()
+        """The text encoded as UTF-8."""
+        return self.encode("utf-8")
 
     def __bytes__(self) -> bytes:
-        return self.as_bytes()
-
-    def __len__(self) -> int:
-        # The payload length on the wire: UTF-8 bytes for text.
-        size = self._size
-        if size < 0:
-            data = self._data
-            size = len(data.encode("utf-8")) if isinstance(data, str) else len(data)
-            object.__setattr__(self, "_size", size)
-        return size
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Message):
-            return self._data == other._data
-        if isinstance(other, (str, bytes)):
-            return self._data == other
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self._data)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("Message is immutable")
+        # bytes(msg) is the UTF-8 payload (a plain str has no __bytes__).
+        return self.encode("utf-8")
 
     def __repr__(self) -> str:
-        kind = "text" if self.is_text else "binary"
-        data = self._data
-        shown = data if len(data) <= 60 else data[:57]
-        more = "" if len(data) <= 60 else f"... ({len(self)} bytes)"
-        return f"Message.{kind}({shown!r}{more})"
+        return _repr("text", self)
+
+
+class BinaryMessage(bytes, Message):
+    """A binary message: a ``bytes`` that is also a :class:`Message`."""
+
+    __slots__ = ()
+
+    def __new__(cls, data: bytes | bytearray | memoryview) -> BinaryMessage:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            hint = ": use Message.text() for text" if isinstance(data, str) else ""
+            raise Error(f"a binary message holds bytes, not {type(data).__name__}{hint}",
+                        ErrorKind.USAGE)
+        return bytes.__new__(cls, data)
+
+    @property
+    def data(self) -> bytes:
+        """The payload (this message itself: it is a ``bytes``)."""
+        return self
+
+    @property
+    def is_text(self) -> bool:
+        return False
+
+    @property
+    def is_binary(self) -> bool:
+        return True
+
+    @property
+    def nbytes(self) -> int:
+        """The payload's size: ``len(msg)``."""
+        return len(self)
+
+    def as_text(self) -> str:
+        """The payload decoded as UTF-8 (strict: raises ``UnicodeDecodeError``)."""
+        return self.decode("utf-8")
+
+    def as_bytes(self) -> bytes:
+        """The payload (this message itself; ``bytes(msg)`` gives a plain copy)."""
+        return self
+
+    def __repr__(self) -> str:
+        return _repr("binary", self)
+
+
+def _repr(kind: str, msg: TextMessage | BinaryMessage) -> str:
+    # The ws-rs-style constructor, so a message stands out in logs and in
+    # pytest's assertion reports; long payloads are cut.
+    if len(msg) <= 60:
+        return f"Message.{kind}({msg[:]!r})"
+    return f"Message.{kind}({msg[:57]!r}... ({msg.nbytes} bytes))"
 
 
 #: What ``send`` takes: ``str`` is text, bytes-like is binary.
@@ -143,14 +203,10 @@ def to_payload(msg: Sendable) -> str | bytes:
     """The payload to send for ``msg``: ``str`` stays text, bytes-like becomes
     ``bytes``, a :class:`Message` gives its data. Raises ``Error(USAGE)`` for
     anything else, as ``Message(...)`` does."""
-    cls = msg.__class__
-    if cls is str or cls is bytes:
-        return msg  # type: ignore[return-value]
-    if isinstance(msg, Message):
-        return msg.data
+    # Messages are str and bytes: the core sends any subclass as it is.
+    if isinstance(msg, (str, bytes)):
+        return msg
     if isinstance(msg, (bytearray, memoryview)):
         return bytes(msg)
-    if isinstance(msg, (str, bytes)):  # subclasses
-        return msg
     raise Error(f"cannot send {type(msg).__name__}: send str (text), bytes (binary) or a "
                 "Message", ErrorKind.USAGE)

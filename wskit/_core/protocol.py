@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Callable
 from typing import cast
 
 from wsproto.extensions import Extension
@@ -32,7 +31,7 @@ from wsproto.frame_protocol import Opcode, ParseFailed
 
 from .._errors import Error, ErrorKind
 from .frames import LATE_REGISTERED, FrameLayer
-from .messages import CloseCode, Message, close_code
+from .messages import BinaryMessage, CloseCode, Message, TextMessage, close_code
 
 __all__ = [
     "CloseReceived",
@@ -414,19 +413,16 @@ class ConnectionCore:
         return bool(self._out)
 
 
-_new_message = object.__new__
-# The slots' own descriptors set them without Message.__setattr__'s guard.
-_set_data: Callable[[Message, str | bytes], None] = vars(Message)["_data"].__set__
-_set_size: Callable[[Message, int], None] = vars(Message)["_size"].__set__
+_new_text = str.__new__
+_new_binary = bytes.__new__
 
 
 def _message(data: str | bytes | bytearray) -> Message:
-    """A Message without the checks and ``__setattr__`` guard of its
-    constructor: the core makes one per received message."""
-    msg: Message = _new_message(Message)
-    _set_data(msg, bytes(data) if isinstance(data, bytearray) else data)
-    _set_size(msg, -1)
-    return msg
+    """A message without the type checks of its constructor: the core makes
+    one per received message, from what wsproto decoded."""
+    if isinstance(data, str):
+        return _new_text(TextMessage, data)
+    return _new_binary(BinaryMessage, data)
 
 
 def frame_header(text: bool, size: int) -> bytes:

@@ -31,7 +31,7 @@ import trio
 from .._core.forwarded import ProxyPolicy
 from .._core.handshake import make_extensions
 from .._core.http import Handshake, Request, Response
-from .._core.messages import CloseCode, Message
+from .._core.messages import BinaryMessage, CloseCode, TextMessage
 from .._core.protocol import (
     CloseReceived,
     ConnectionCore,
@@ -245,7 +245,8 @@ class Connection:
         transport.corked = True
         try:
             for event in events:
-                if event.__class__ is not Message:
+                cls = event.__class__
+                if cls is not TextMessage and cls is not BinaryMessage:
                     await self._uncorked(self._handle(event))
                     continue
                 self.messages_in += 1

@@ -67,9 +67,9 @@ class Timeout:
 
 def byte_size(data: str | bytes) -> int:
     """Bytes, not characters: a text message counts as its UTF-8 length."""
-    if data.__class__ is bytes or data.isascii():
+    if not isinstance(data, str) or data.isascii():  # bytes or a BinaryMessage
         return len(data)
-    return len(data.encode())  # type: ignore[union-attr]
+    return len(data.encode())
 
 
 class Carrier(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,37 @@ SlowClientPolicy = Literal["disconnect", "drop"]
 
 #: Longest room id accepted from a path, in characters (longer: 404).
 MAX_ROOM_ID = 128
+
+
+def check_service(service: object) -> None:
+    """Refuse, at start-up, what cannot make room services: a per-connection
+    factory (a ``Handler`` class, a ``wskit.Factory``) given by mistake would
+    otherwise be accepted and fail with a ``TypeError`` at the first join."""
+    name = getattr(service, "__qualname__", type(service).__name__)
+    if isinstance(service, type) and issubclass(service, Handler):
+        raise Error(f"{name} is a wskit.Handler (one per connection), not a room service: "
+                    "Rooms takes a wskit.RoomService subclass (one per room, with "
+                    "on_join / on_message(client, msg, ctx) / on_leave); serve a Handler "
+                    "on its own, without Rooms or --rooms", ErrorKind.USAGE)
+    if isinstance(service, Factory):
+        raise Error(f"{type(service).__name__} is a wskit.Factory, not a room service: "
+                    "Rooms takes a wskit.RoomService subclass; serve a Factory on its "
+                    "own, without Rooms or --rooms", ErrorKind.USAGE)
+    if not callable(service):
+        raise Error(f"a room service must be callable (room_id, ctx) -> service, got "
+                    f"{service!r}", ErrorKind.USAGE)
+    try:
+        signature = inspect.signature(service)
+    except (TypeError, ValueError):  # a builtin without a signature: trust it
+        return
+    try:
+        signature.bind("room", None)
+    except TypeError:
+        params = ", ".join(signature.parameters)
+        raise Error(f"{name}({params}) cannot make room services: Rooms calls "
+                    "service(room_id, ctx) when a room's first client joins (a "
+                    "wskit.RoomService subclass does; a connection factory taking one "
+                    "Sender does not)", ErrorKind.USAGE) from None
 
 
 class Rooms(Factory):
@@ -80,9 +112,7 @@ class Rooms(Factory):
         status_path: str | None = "/status",
         rooms_path: str | None = "/rooms",
     ) -> None:
-        if not callable(service):
-            raise Error(f"a room service must be callable (room_id, ctx) -> service, got "
-                        f"{service!r}", ErrorKind.USAGE)
+        check_service(service)
         if not path.startswith("/") or path.endswith("/"):
             raise Error(f"Rooms path must start with '/' and not end with one, got {path!r}",
                         ErrorKind.USAGE)

@@ -41,7 +41,8 @@ class RoomService:
 
     @default_hook
     def on_message(self, client: ClientId, msg: Message, ctx: RoomContext) -> Maybe:
-        """A client sent a message (text or binary: ``msg.is_text``)."""
+        """A client sent a message: a ``str`` for text, ``bytes`` for binary
+        (both are :class:`wskit.Message`; ``msg.is_text`` tells which)."""
 
     @default_hook
     def on_leave(self, client: ClientId, ctx: RoomContext) -> Maybe:
