@@ -12,7 +12,9 @@ the pure-Python masking. Two checks keep that path honest:
 
 The deep fuzz run (``slow``) and the hypothesis fuzz module are left out of
 the first, as in ``test_wsproto_latest.py``: every conformance case goes
-through the masker.
+through the masker. The same variable turns off the httptools fast path of
+the handshake (``wskit/_core/fastparse.py``), so h11 parses every request
+of that run.
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ _RUN_PURE = """
 import sys
 import pytest
 status = pytest.main(sys.argv[1:])
-from wskit._core import frames, masking
+from wskit._core import fastparse, frames, masking
 assert masking.IMPLEMENTATION == "python", masking.IMPLEMENTATION
 assert frames.apply_mask is masking.apply_mask_python
+assert not fastparse.AVAILABLE  # every request parsed by h11
 print("[pure] masking implementation:", masking.IMPLEMENTATION, flush=True)
 sys.exit(status)
 """
