@@ -149,6 +149,10 @@ class _FrameDecoder(FrameDecoder):
     # and with no way to refuse by size). Overriding parse_header() is the
     # only place where the payload length is known and nothing is copied.
     def parse_header(self) -> bool:
+        # Every read ends with a call that finds no header: answered here
+        # without wsproto's consume-and-roll-back (a header is >= 2 bytes).
+        if len(self.buffer) < 2:
+            return False
         if not super().parse_header():
             return False
         limit, header = self.limit, self.header
