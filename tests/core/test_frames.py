@@ -189,3 +189,15 @@ def test_late_registered_code_with_bad_utf8_reason_is_1007() -> None:
     assert events[0].code == CloseCode.INVALID
     assert events[0].error.kind is ErrorKind.ENCODING
     assert sorted(LATE_REGISTERED) == [1014]
+
+
+def test_a_fed_bytearray_may_change_afterwards() -> None:
+    # The receive buffer keeps what it is fed without copying only when it
+    # cannot change: a caller reusing its bytearray must not corrupt a frame
+    # that is still incomplete.
+    _, server = pair()
+    wire = frame(0x2, b"payload!")
+    chunk = bytearray(wire[:5])
+    assert server.receive_data(chunk) == []
+    chunk[:] = b"\x00" * 5
+    assert server.receive_data(wire[5:]) == [b"payload!"]

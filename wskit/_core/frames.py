@@ -96,7 +96,9 @@ class _Buffer(Buffer):
 
     def feed(self, new_bytes: bytes) -> None:
         if self.start == len(self.buffer):
-            self.buffer, self.start = new_bytes, 0
+            # Kept, not copied: only an immutable object (a caller's
+            # bytearray could change under us).
+            self.buffer, self.start = bytes(new_bytes), 0
         else:  # a partial header or control frame is waiting: join them
             rest = bytearray(memoryview(self.buffer)[self.start:])
             rest += new_bytes
