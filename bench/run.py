@@ -45,12 +45,14 @@ SERVER_CORE = "1"
 LOADGEN_CORE = "0"
 
 # Display order: the subject first, then the peers, then the ceiling.
-SERVERS = ["wskit", "websockets_trio", "trio_websocket", "websockets_asyncio", "bare_wsproto"]
+SERVERS = ["wskit", "websockets_trio", "trio_websocket", "websockets_asyncio", "picows",
+           "bare_wsproto"]
 SERVER_SCRIPTS = {
     "wskit": "wskit_server.py",
     "websockets_trio": "websockets_trio.py",
     "trio_websocket": "trio_websocket.py",
     "websockets_asyncio": "websockets_asyncio.py",
+    "picows": "picows_server.py",
     "bare_wsproto": "bare_wsproto.py",
 }
 SUBJECT = "wskit"
@@ -159,7 +161,7 @@ def machine_info() -> dict[str, Any]:
 
 def library_versions() -> dict[str, str | None]:
     versions: dict[str, str | None] = {}
-    for dist in ["websockets", "trio", "wsproto", "trio-websocket", "h11"]:
+    for dist in ["websockets", "trio", "wsproto", "trio-websocket", "h11", "picows", "httptools"]:
         try:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:

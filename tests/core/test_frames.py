@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from wskit import CloseCode, ErrorKind
-from wskit._core.frames import LATE_REGISTERED, _SmallMasker
+from wskit._core.frames import LATE_REGISTERED, FrameLayer, _Masker
 from wskit._core.protocol import CloseReceived, CoreState, Failed, encode_frame
 
 from ._wire import frame, pair
@@ -115,8 +115,8 @@ def test_encode_frame_matches_wsproto(data: str | bytes) -> None:
     assert encode_frame(data) == server.take_output()
 
 
-def test_small_masker_unmasks_in_pieces() -> None:
-    # A small frame read in pieces of every size: the key carries over.
+def test_masker_unmasks_in_pieces() -> None:
+    # A frame read in pieces of every size: the key carries over.
     _, server = pair()
     payload = bytes(range(256)) * 4
     wire = frame(0x2, payload)
@@ -126,7 +126,51 @@ def test_small_masker_unmasks_in_pieces() -> None:
         for at in range(0, len(wire), step):
             events += server.receive_data(wire[at:at + step])
         assert events == [payload], step
-    assert _SmallMasker(b"abcd").process(b"") == b""
+    assert _Masker(b"abcd").process(b"") == b""
+
+
+def _unmask_client_frame(wire: bytes) -> tuple[int, int, bytes]:
+    """(first byte, length code, payload) of one masked frame, by hand."""
+    assert wire[1] & 0x80, "a client frame is masked"
+    code = wire[1] & 0x7F
+    at = 2 + {126: 2, 127: 8}.get(code, 0)
+    size = int.from_bytes(wire[2:at], "big") if at > 2 else code
+    key, body = wire[at:at + 4], wire[at + 4:]
+    assert len(body) == size
+    return wire[0], code, bytes(b ^ key[i % 4] for i, b in enumerate(body))
+
+
+@pytest.mark.parametrize(("size", "code"), [(0, 0), (125, 125), (126, 126), (65535, 126),
+                                            (65536, 127), (70001, 127)])
+def test_client_frames_are_masked_with_the_right_header(size: int, code: int) -> None:
+    client, server = pair(limit=None)
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    client.send(payload)
+    wire = bytes(client.take_output())
+    assert _unmask_client_frame(wire) == (0x82, code, payload)
+    assert server.receive_data(wire) == [payload]
+
+
+def test_client_frames_take_a_fresh_key_each() -> None:
+    client, _ = pair()
+    client.send(b"same")
+    client.send(b"same")
+    first, second = client.take_buffers()
+    assert first[:2] == second[:2] and first[2:6] != second[2:6]
+
+
+def test_client_control_frames_and_compressed_frames() -> None:
+    client, server = pair(deflate=True)
+    client.send("deflated " * 20)
+    client.ping(b"p")
+    wire = bytes(client.take_output())
+    assert wire[0] == 0xC1  # FIN, RSV1 (compressed), text
+    events = server.receive_data(wire)
+    assert events[0] == "deflated " * 20
+    assert [type(e).__name__ for e in events] == ["Message", "Ping"]
+    layer = FrameLayer(True, [], None)
+    with pytest.raises(ValueError, match="too long for control frame"):
+        layer.ping(b"x" * 126)  # as wsproto's own serializer refuses
 
 
 def test_close_without_a_code_is_answered_with_an_empty_close() -> None:
@@ -145,3 +189,15 @@ def test_late_registered_code_with_bad_utf8_reason_is_1007() -> None:
     assert events[0].code == CloseCode.INVALID
     assert events[0].error.kind is ErrorKind.ENCODING
     assert sorted(LATE_REGISTERED) == [1014]
+
+
+def test_a_fed_bytearray_may_change_afterwards() -> None:
+    # The receive buffer keeps what it is fed without copying only when it
+    # cannot change: a caller reusing its bytearray must not corrupt a frame
+    # that is still incomplete.
+    _, server = pair()
+    wire = frame(0x2, b"payload!")
+    chunk = bytearray(wire[:5])
+    assert server.receive_data(chunk) == []
+    chunk[:] = b"\x00" * 5
+    assert server.receive_data(wire[5:]) == [b"payload!"]

@@ -25,6 +25,7 @@ from wsproto.utilities import RemoteProtocolError
 
 from .._errors import Error, ErrorKind
 from .deflate import BoundedDeflate
+from .fastparse import parse_request
 from .http import Request, Response, headers_from_h11
 
 __all__ = [
@@ -92,11 +93,14 @@ class ServerHandshake:
     """Reads one HTTP request and builds the answer to it."""
 
     def __init__(self, *, max_header_size: int) -> None:
-        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_size)
+        # Made when first needed: the fast path (fastparse) mostly does
+        # without it.
+        self._h11: h11.Connection | None = None
         self._max_body = max_header_size
         self._max_head = max_header_size
         self._request: Request | None = None
         self._body = bytearray()
+        self._trailing = b""
 
     def receive_data(self, data: bytes | bytearray) -> Request | None:
         """Feed bytes (``b""`` at end of stream); the request once complete.
@@ -105,6 +109,17 @@ class ServerHandshake:
         with ``status=None`` when the peer left before finishing its request.
         """
         h = self._h11
+        if h is None:
+            data = bytes(data)
+            fast = parse_request(data, max_head=self._max_head, max_headers=MAX_HEADERS,
+                                 max_target=MAX_TARGET)
+            if fast is not None:
+                target, pairs, self._trailing = fast
+                self._request = Request("GET", target.decode("ascii"),
+                                        headers_from_h11(pairs))
+                return self._request
+            h = self._h11 = h11.Connection(h11.SERVER,
+                                           max_incomplete_event_size=self._max_head)
         h.receive_data(bytes(data))
         while True:
             try:
@@ -157,7 +172,7 @@ class ServerHandshake:
     @property
     def trailing_data(self) -> bytes:
         """Bytes received after the request: the first WebSocket frames."""
-        return self._h11.trailing_data[0]
+        return self._trailing if self._h11 is None else self._h11.trailing_data[0]
 
     @staticmethod
     def check_upgrade(request: Request) -> None:
