@@ -167,7 +167,7 @@ def test_client_control_frames_and_compressed_frames() -> None:
     assert wire[0] == 0xC1  # FIN, RSV1 (compressed), text
     events = server.receive_data(wire)
     assert events[0] == "deflated " * 20
-    assert [type(e).__name__ for e in events] == ["Message", "Ping"]
+    assert [type(e).__name__ for e in events] == ["TextMessage", "Ping"]
     layer = FrameLayer(True, [], None)
     with pytest.raises(ValueError, match="too long for control frame"):
         layer.ping(b"x" * 126)  # as wsproto's own serializer refuses
