@@ -88,6 +88,11 @@ _VALUED = (
      "seconds between keepalive pings; 'none' turns them off (default 20)"),
     ("--ping-timeout", "ping_timeout", _none_or(seconds),
      "seconds to wait for a pong before closing (default 20)"),
+    ("--backplane", "backplane", _none_or(str),
+     "join a cluster: redis://[:password@]host:port/db (rediss:// for TLS); every node "
+     "given the same URL shares Comms, broadcasts and rooms (needs wskit[redis])"),
+    ("--backplane-lease", "backplane_lease", seconds,
+     "seconds before a dead node's rooms move to a live node (default 5)"),
 )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import trio
 
 from .._core.messages import Message
-from .._errors import Error
+from .._errors import Error, ErrorKind
 from .._handler import Factory, FactoryLike
 from .._sender import Sender
 from .._websocket import WebSocket
@@ -77,7 +77,13 @@ def _run_server(factory: FactoryLike, args: argparse.Namespace) -> int:
             if getattr(args, "stop_on_eof", False):
                 threading.Thread(target=_shutdown_at_eof, args=(ws,), daemon=True).start()
 
-    trio.run(serve)
+    try:
+        trio.run(serve)
+    except Error as err:
+        if err.kind is not ErrorKind.BACKPLANE:
+            raise
+        print(f"wskit: error: {err}", file=sys.stderr, flush=True)  # Redis unreachable
+        return 1
     return 0
 
 
