@@ -52,8 +52,16 @@ class RoomService:
     def on_timer(self, ctx: RoomContext) -> Maybe:
         """The timer set with ``ctx.set_timer(delay_s)`` fired."""
 
+    @default_hook
+    def on_persist(self, ctx: RoomContext) -> Maybe:
+        """Save what must outlive this node (in a cluster): called in the
+        room's turn, on the node that owns the room, after it changed (at
+        most once per ``Settings.backplane_lease / 5`` seconds) and when
+        the node shuts down. A room re-created on another node after this
+        one died starts with a new service: load the state in ``__init__``."""
 
-CALLBACKS = ("on_join", "on_message", "on_leave", "on_timer")
+
+CALLBACKS = ("on_join", "on_message", "on_leave", "on_timer", "on_persist")
 
 
 def callbacks_of(service: object) -> dict[str, Callable[..., Any] | None]:
