@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 from _cli_helpers import Server, run_server
-from _procs import TIMEOUT, http_get, ws_connect
+from _procs import TIMEOUT, http_get, wait_for, ws_connect
 from _redis import RedisServer, redis_server
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 
 APP = "tests.cluster_rooms:Chat"
@@ -110,8 +111,32 @@ def test_one_room_members_on_two_nodes(tmp_path: Path) -> None:
         assert http_get(b.port, "/status")[2] == "ok\n"
 
         bob.close()  # bob's leave runs on the owner
-        assert until(alice, "left") == f"left {bob_id}"
+        assert until(alice, "left") == f"left {bob_id} 1000"
         del alice_id
+
+
+def test_owner_closes_a_remote_member(tmp_path: Path) -> None:
+    with redis_server(tmp_path) as redis, cluster(redis, 2) as c:
+        a, b = c.servers
+        alice, _, _ = c.join(a, "club", "alice")
+        bob, bob_id, _ = c.join(b, "club", "bob")
+        alice.send(f"kick {bob_id}")  # ctx.close on node a, bob's socket on node b
+        with pytest.raises(ConnectionClosed):
+            until(bob, "never")  # skips the join messages, then the close
+        assert bob.close_code == 4000
+        assert until(alice, "left") == f"left {bob_id} 4000"
+
+
+@pytest.mark.slow
+def test_member_node_killed(tmp_path: Path) -> None:
+    with redis_server(tmp_path) as redis, cluster(redis, 2) as c:
+        a, b = c.servers
+        alice, _, _ = c.join(a, "hall", "alice")
+        _, bob_id, _ = c.join(b, "hall", "bob")
+        b.proc.send_signal(signal.SIGKILL)
+        b.proc.wait()
+        # The owner notices within a lease or two: on_leave with 1006.
+        assert until(alice, "left", timeout=15) == f"left {bob_id} 1006"
 
 
 def test_grace_rejoin_through_the_other_node(tmp_path: Path) -> None:
@@ -148,3 +173,25 @@ def test_owner_killed_room_moves(tmp_path: Path) -> None:
         assert [(r["room_id"], r["node"], r["clients"]) for r in summary["rooms"]] == [
             ("keep", new_owner, 1)]
         del alice
+
+
+@pytest.mark.slow
+def test_state_persisted_survives_the_owner(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    monkeypatch.setenv("CHAT_STATE_DIR", str(state))
+    with redis_server(tmp_path) as redis, cluster(redis, 2) as c:
+        a, b = c.servers
+        _, _, owner = c.join(a, "saved", "alice")
+        bob, _, _ = c.join(b, "saved", "bob")
+        for _ in range(3):
+            bob.send("count")
+        assert until(bob, "count 3") == f"count 3 on {owner}"
+        wait_for(lambda: (state / "saved").exists() and (state / "saved").read_text() == "3",
+                 "on_persist to save the count on the owner")
+        a.proc.send_signal(signal.SIGKILL)
+        a.proc.wait()
+        assert until(bob, "join bob", timeout=15).endswith(f"on {node_number(b)}")
+        bob.send("count")
+        assert until(bob, "count") == f"count 4 on {node_number(b)}"

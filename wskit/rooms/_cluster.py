@@ -239,8 +239,9 @@ class RoomsCluster:
             owner = self._owner_here(room_id)  # another join may have settled it meanwhile
             if owner is None:
                 owner = int(holder) if holder is not None else self.node
-        if member.state is MemberState.GONE:
-            return  # closed while we asked Redis
+        outlet = self.registry.open.get(member.out.connection_id)
+        if member.state is MemberState.GONE or outlet is None or not outlet.is_open:
+            return  # closed while we asked Redis (or while the room moved)
         if owner == self.node:
             result = self.host.join_local(member, handshake)
             if result is not None:
@@ -309,11 +310,15 @@ class RoomsCluster:
                     if result is not None and inspect.isawaitable(result):
                         await result
                 except Exception:
-                    member = args[1][0] if fn == room.run else args[0]
-                    log.exception("room %r: a callback raised for remote client %s",
-                                  room.id, getattr(member, "client", "?"))
-                    if isinstance(member, RemoteMember):
-                        member.out.close(CloseCode.ERROR, "room callback failed")
+                    flat = [*args[:1], *(args[1] if len(args) > 1 else ())]
+                    member = next((m for m in flat if isinstance(m, RemoteMember)), None)
+                    if member is None:
+                        log.exception("room %r: a callback raised", room.id)
+                        continue
+                    # As for a local client: logged, and that client closed with 1011.
+                    log.exception("room %r: a callback raised for client %s", room.id,
+                                  member.client)
+                    member.out.close(CloseCode.ERROR, "room callback failed")
 
     def _queue(self, room_id: str, fn: Callable[..., Any], *args: Any) -> None:
         send = self._queues.get(room_id)
@@ -326,6 +331,8 @@ class RoomsCluster:
         if room is None or room.disposed:
             self.link.post_to(packet.origin, Kind.ROOM_MOVED, {"room": room_id})
             return
+        if (room_id, client_id) in self.remote:
+            return  # joined already (a join sent again while the room moved)
         client = ClientId(client_id, room_id, handshake_from(packet.head.get("hs", {})))
         member = RemoteMember(client, packet.origin, RemoteOut(self.link, client_id))
         self.remote[(room_id, client_id)] = member
