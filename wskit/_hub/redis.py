@@ -152,6 +152,8 @@ class RedisBackplane:
         self.client: Any = None
         self._token = secrets.token_hex(8)
         self._remote: dict[int, frozenset[int]] = {}
+        #: Other nodes by number: when their keys were last seen (trio clock).
+        self.seen: dict[int, float] = {}
         self._written: frozenset[int] | None = None
         self._outbox: list[tuple[str, bytes, int]] = []
         self._outbox_bytes = 0
@@ -560,15 +562,22 @@ async def _beat(bp: RedisBackplane) -> None:
     if _text(await claim) != bp._token:
         log.error("backplane: node number %d was taken by another node while Redis was "
                   "unreachable: connection ids may collide until this node restarts", node)
-    others = sorted(int(m) for m in await members if int(m) != node)
+    # A node is dead once its keys have been missing for a whole lease: a
+    # Redis that restarted empty lists nobody until each node's next beat.
+    now = trio.current_time()
+    others = sorted({int(m) for m in await members} - {node} | set(bp.seen))
     values = await bp.client.mget([bp.key("ids", n) for n in others]) if others else ()
     remote: dict[int, frozenset[int]] = {}
     dead: list[int] = []
     for number, value in zip(others, values, strict=True):
-        if value is None:
-            dead.append(number)
-        else:
+        if value is not None:
             remote[number] = _unpack_ids(value)
+            bp.seen[number] = now
+        elif now - bp.seen.setdefault(number, now) < bp.lease:
+            remote[number] = bp._remote.get(number, frozenset())  # not yet written again
+        else:
+            dead.append(number)
+            del bp.seen[number]
     if dead:
         await bp.client.srem(bp.key("nodes"), dead)
         log.info("backplane: node%s %s gone", "s" if len(dead) > 1 else "",

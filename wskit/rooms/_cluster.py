@@ -344,8 +344,10 @@ class RoomsCluster:
         member = self.remote.get((room_id, client_id))
         room = self.host.local_room(room_id)
         if member is None or room is None or packet.data is None:
-            if room is None:
-                self.link.post_to(packet.origin, Kind.ROOM_MOVED, {"room": room_id})
+            # Not (or no longer) a member here: the room moved, or this node
+            # lost track of its members (taken for dead during an outage).
+            # Its node joins its members again, wherever the room is now.
+            self.link.post_to(packet.origin, Kind.ROOM_MOVED, {"room": room_id})
             return
         self._queue(room_id, room.run, room.message_step, (member, Message(packet.data)))
 
