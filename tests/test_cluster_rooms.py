@@ -195,3 +195,33 @@ def test_state_persisted_survives_the_owner(tmp_path: Path,
         assert until(bob, "join bob", timeout=15).endswith(f"on {node_number(b)}")
         bob.send("count")
         assert until(bob, "count") == f"count 4 on {node_number(b)}"
+
+
+@pytest.mark.slow
+def test_room_works_again_after_a_redis_restart(tmp_path: Path) -> None:
+    with redis_server(tmp_path) as redis, cluster(redis, 2) as c:
+        a, b = c.servers
+        alice, _, _ = c.join(a, "storm", "alice")
+        bob, bob_id, _ = c.join(b, "storm", "bob")
+        bob.send("say before")
+        assert until(alice, f"{bob_id}:") == f"{bob_id}: before"
+        redis.stop()
+        wait_for(lambda: http_get(b.port, "/status")[2] == "degraded\n", "node b degraded")
+        redis.start()
+        wait_for(lambda: http_get(a.port, "/status")[2] == "ok\n"
+                 and http_get(b.port, "/status")[2] == "ok\n", "both nodes ok again",
+                 timeout=20)
+
+        # At most once across the outage: what bob says reaches alice again
+        # (the room may have moved, with on_join again; never split for good).
+        def heard() -> bool:
+            bob.send("say after")
+            return any(m == f"{bob_id}: after" for m in drain(alice, 0.3))
+
+        wait_for(heard, "bob's messages reaching alice again", timeout=20)
+
+        def one_room() -> bool:
+            rooms = json.loads(http_get(a.port, "/rooms")[2])["rooms"]
+            return [(r["room_id"], r["clients"]) for r in rooms] == [("storm", 2)]
+
+        wait_for(one_room, "one room 'storm' with both clients in GET /rooms")
