@@ -142,3 +142,32 @@ async def test_two_nodes_in_one_process(redis: RedisServer) -> None:
         a.shutdown()
         b.shutdown()
         clients.shutdown()
+
+
+async def test_on_persist_when_a_room_is_disposed_of() -> None:
+    """Also without a cluster: the last state, once, as the room goes."""
+    saved: list[tuple[str, int]] = []
+
+    class Counter(wskit.RoomService):
+        def __init__(self, room_id: str, ctx: wskit.RoomContext) -> None:
+            super().__init__(room_id, ctx)
+            self.value = 0
+
+        def on_message(self, client: wskit.ClientId, msg: wskit.Message,
+                       ctx: wskit.RoomContext) -> None:
+            self.value += 1
+
+        def on_persist(self, ctx: wskit.RoomContext) -> None:
+            saved.append((self.room_id, self.value))
+
+    rooms = wskit.Rooms(Counter, grace=0)
+    async with wskit.WebSocket(rooms) as server, wskit.WebSocket(wskit.Handler) as clients:
+        _, port = await server.listen("127.0.0.1:0")
+        out = await clients.connect(f"ws://127.0.0.1:{port}/ws/kept")
+        out.send("one")
+        out.send("two")
+        out.close()
+        await wait_until(lambda: saved, "on_persist")
+        assert saved == [("kept", 2)]
+        server.shutdown()
+        clients.shutdown()

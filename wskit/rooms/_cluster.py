@@ -82,6 +82,8 @@ class OwnedRoom(Protocol):
     id: str
     disposed: bool
     members: dict[int, Any]
+    version: int
+    persisted: int
 
     def run(self, fn: Callable[..., Any], args: tuple[Any, ...],
             after: Callable[[], None] | None = None) -> Awaitable[None] | None: ...
@@ -437,6 +439,7 @@ class RoomsCluster:
         log.warning("room %r: node %d owns it now; its members here join it there", room.id,
                     owner)
         members = list(room.members.values())
+        room.persisted = room.version  # the new owner's state wins: not saved from here
         room.dispose()
         proxy = self.proxies[room.id] = Proxy(self, room.id, owner)
         for member in members:
@@ -460,10 +463,7 @@ class RoomsCluster:
                               if v is not None}
 
     async def _stop(self) -> None:
-        for room in self.host.local_rooms():
-            result = room.run(room.persist_step, ())
-            if result is not None:
-                await result
+        for room in self.host.local_rooms():  # on_persist ran when they were disposed of
             await self.link.release(self._key(room.id), str(self.node))
         await self.link.client.delete([self.link.key("rooms", self.node)])
 

@@ -175,6 +175,16 @@ class Room:
         self.persisted = self.version
         return hook(self.ctx)
 
+    def _persist_last(self) -> None:
+        """``on_persist`` once more as the room goes, if it changed (an async
+        one runs in a task of its own)."""
+        try:
+            result = self.persist_step()
+            if result is not None and inspect.isawaitable(result):
+                self.hub.spawn(_awaited, result)
+        except Exception:
+            log.exception("room %r: on_persist raised", self.id)
+
     def leave_step(self, client: ClientId) -> Any:
         self.version += 1
         log.debug("room %r: client %d left: %s %r", self.id, client, client.close_code,
@@ -264,6 +274,7 @@ class Room:
     def dispose(self) -> None:
         if self.disposed:
             return
+        self._persist_last()
         self.disposed = True
         self.cancel_timer()
         self.end_grace()
@@ -391,3 +402,10 @@ class Room:
 
     def __repr__(self) -> str:
         return f"<wskit room {self.id!r} ({len(self.members)} clients)>"
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> None:
+    try:
+        await awaitable
+    except Exception:
+        log.exception("on_persist raised")

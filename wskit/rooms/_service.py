@@ -54,11 +54,12 @@ class RoomService:
 
     @default_hook
     def on_persist(self, ctx: RoomContext) -> Maybe:
-        """Save what must outlive this node (in a cluster): called in the
-        room's turn, on the node that owns the room, after it changed (at
-        most once per ``Settings.backplane_lease / 5`` seconds) and when
-        the node shuts down. A room re-created on another node after this
-        one died starts with a new service: load the state in ``__init__``."""
+        """Save what must outlive this room object: called when the room is
+        disposed of (grace over, shutdown) if it changed since the last
+        call, and in a cluster also in the room's turn on the node that owns
+        it, at most once per ``Settings.backplane_lease / 5`` seconds while
+        it changes. A room re-created on another node after its owner died
+        starts with a new service: load the state in ``__init__``."""
 
 
 CALLBACKS = ("on_join", "on_message", "on_leave", "on_timer", "on_persist")
