@@ -104,6 +104,8 @@ class Stats:
         self.owed: dict[tuple[int, str, int], set[int]] = defaultdict(set)
         self.sent_at: dict[tuple[str, int, int], float] = {}
         self.rejoined = 0
+        self.last_at = time.monotonic()  # when a message last arrived
+        self.done = False
 
     def received(self, me: int, text: str) -> None:
         kind, rest = text.split(" ", 1)
@@ -116,6 +118,7 @@ class Stats:
             sender, seq, stamp = rest.split(" ")
         key = (me, kind, int(sender))
         n = int(seq)
+        self.last_at = time.monotonic()
         self.latency[kind].append(time.monotonic() - float(stamp))
         if n in self.seen[key]:
             self.dup[kind] += 1
@@ -174,7 +177,9 @@ async def client(url: str, index: int, stats: Stats, ids: dict[int, int],
             except Exception:
                 break
             kind = "direct" if kind == "room" else "room"
-        await asyncio.sleep(3)  # in flight
+        # In flight: polled (arrivals are many; an event per message would cost more).
+        while time.monotonic() - stats.last_at < 3 and not stats.done:  # noqa: ASYNC110
+            await asyncio.sleep(0.5)
         task.cancel()
 
 
@@ -215,13 +220,19 @@ async def drive(args: argparse.Namespace, ports: list[int], redis: dict[str, Any
         await asyncio.sleep(args.seconds)
     stop.set()
     elapsed = time.monotonic() - start
+    # Wait until nothing arrived for 3 s (at most 60 s): late is not lost.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(60):
+            await asyncio.gather(*tasks, return_exceptions=True)
+    stats.done = True
     await asyncio.gather(*tasks, return_exceptions=True)
+    drained = time.monotonic() - start - elapsed
 
     report: dict[str, Any] = {
         "outage_s": [round(t - start, 2) for t in outage] or None,
-        "rejoins": stats.rejoined, "nodes": args.nodes, "clients": args.clients,
-                              "rooms": args.rooms, "seconds": round(elapsed, 1),
-                              "rate_per_client": args.rate}
+        "drain_s": round(drained, 1), "rejoins": stats.rejoined, "nodes": args.nodes,
+        "clients": args.clients, "rooms": args.rooms, "seconds": round(elapsed, 1),
+        "rate_per_client": args.rate}
     for kind in ("room", "direct"):
         lost = [(key, n) for key, seqs in stats.owed.items() if key[1] == kind
                 for n in seqs - stats.seen[key]]
