@@ -132,6 +132,12 @@ async def test_two_nodes_in_one_process(redis: RedisServer) -> None:
         assert received == [["a to all"], ["a to all", "a to b", "b to all"],
                             ["a to all", "b to all"]]
 
+        # From another thread too: handed to the Trio thread, in order.
+        await trio.to_thread.run_sync(a.comms.send, on_b[0], "from a thread")
+        await wait_until(lambda: sum(map(len, inbox.got.values())) == 7, "the 7th")
+        assert ["a to all", "a to b", "b to all", "from a thread"] in [
+            sorted(v) for v in inbox.got.values()]
+
         errors: list[wskit.Error] = []
         a.comms.on_error = errors.append
         a.comms.send(on_b[0] + 1000, "nobody")
