@@ -426,6 +426,10 @@ class RoomsCluster:
                          member.node)
                 self._remote_left(room_id, client_id, CloseCode.ABNORMAL, "node gone")
         for room_id, proxy in list(self.proxies.items()):
+            if not proxy.members:  # its last member left meanwhile
+                if self.proxies.get(room_id) is proxy:
+                    del self.proxies[room_id]
+                continue
             holder = await link.claim(self._key(room_id), mine, ms)  # takes a free one
             if holder is not None and int(holder) != proxy.owner:
                 log.info("room %r: its owner changed from node %d to node %s", room_id,
@@ -436,6 +440,8 @@ class RoomsCluster:
     def _abdicate(self, room: OwnedRoom, owner: int) -> None:
         """Another node took this room (after Redis lost its keys): hand
         every member over to it; the state here is dropped."""
+        if room.disposed:
+            return  # gone meanwhile: nothing to hand over
         log.warning("room %r: node %d owns it now; its members here join it there", room.id,
                     owner)
         members = list(room.members.values())
