@@ -220,8 +220,9 @@ def test_room_works_again_after_a_redis_restart(tmp_path: Path) -> None:
 
         wait_for(heard, "bob's messages reaching alice again", timeout=20)
 
-        def one_room() -> bool:
-            rooms = json.loads(http_get(a.port, "/rooms")[2])["rooms"]
-            return [(r["room_id"], r["clients"]) for r in rooms] == [("storm", 2)]
+        def rooms() -> list[tuple[str, int, int]]:
+            listed = json.loads(http_get(a.port, "/rooms")[2])["rooms"]
+            return [(r["room_id"], r["node"], r["clients"]) for r in listed]
 
-        wait_for(one_room, "one room 'storm' with both clients in GET /rooms")
+        wait_for(lambda: [(r, n) for r, _, n in rooms()] == [("storm", 2)],
+                 lambda: f"one room 'storm' with both clients in GET /rooms: {rooms()}")

@@ -152,8 +152,9 @@ class RedisBackplane:
         self.client: Any = None
         self._token = secrets.token_hex(8)
         self._remote: dict[int, frozenset[int]] = {}
-        #: Other nodes by number: when their keys were last seen (trio clock).
-        self.seen: dict[int, float] = {}
+        #: Other nodes whose keys are missing, by number: since when (trio
+        #: clock, counted only while connected).
+        self.missing: dict[int, float] = {}
         self._written: frozenset[int] | None = None
         self._outbox: list[tuple[str, bytes, int]] = []
         self._outbox_bytes = 0
@@ -304,6 +305,7 @@ class RedisBackplane:
             return
         self.state = State.DOWN
         self._written = None  # a restarted Redis lost our keys: write them again
+        self.missing.clear()  # an outage is no time for other nodes to die in
         self._down_since = trio.current_time()
         self._lost_in_outage = 0
         log.warning("backplane %s unreachable (%s): node %d is degraded; local delivery "
@@ -513,6 +515,9 @@ class RedisBackplane:
 def _handle(bp: RedisBackplane, packet: Packet) -> None:
     """Do what a packet from another node asks."""
     head, data = packet.head, packet.data
+    if packet.origin not in bp.live:  # heard from before any heartbeat saw it: alive
+        bp._remote.setdefault(packet.origin, frozenset())
+        bp.live |= {packet.origin}
     if packet.kind is Kind.SEND:
         target = int(head["to"])
         outlet = bp.registry.get(target)
@@ -562,22 +567,23 @@ async def _beat(bp: RedisBackplane) -> None:
     if _text(await claim) != bp._token:
         log.error("backplane: node number %d was taken by another node while Redis was "
                   "unreachable: connection ids may collide until this node restarts", node)
-    # A node is dead once its keys have been missing for a whole lease: a
-    # Redis that restarted empty lists nobody until each node's next beat.
+    # A node is dead once its keys have been seen missing, while we are
+    # connected, for a whole lease: a Redis that restarted empty lists
+    # nobody until each node's next beat.
     now = trio.current_time()
-    others = sorted({int(m) for m in await members} - {node} | set(bp.seen))
+    others = sorted({int(m) for m in await members} - {node} | set(bp._remote))
     values = await bp.client.mget([bp.key("ids", n) for n in others]) if others else ()
     remote: dict[int, frozenset[int]] = {}
     dead: list[int] = []
     for number, value in zip(others, values, strict=True):
         if value is not None:
             remote[number] = _unpack_ids(value)
-            bp.seen[number] = now
-        elif now - bp.seen.setdefault(number, now) < bp.lease:
+            bp.missing.pop(number, None)
+        elif now - bp.missing.setdefault(number, now) < bp.lease:
             remote[number] = bp._remote.get(number, frozenset())  # not yet written again
         else:
             dead.append(number)
-            del bp.seen[number]
+            del bp.missing[number]
     if dead:
         await bp.client.srem(bp.key("nodes"), dead)
         log.info("backplane: node%s %s gone", "s" if len(dead) > 1 else "",
