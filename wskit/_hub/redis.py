@@ -30,7 +30,7 @@ Faults: an unreachable Redis at start raises ``Error(BACKPLANE)`` from the
 ``Error(BACKPLANE)`` from ``comms.send`` to remote ids, delivers broadcasts
 locally only, and reports messages that were in flight to
 ``comms.on_error``. The subscriber reconnects with exponential backoff (0.1
-to 5 s, jittered) and re-subscribes; the heartbeat re-claims the node number
+to 2 s, jittered) and re-subscribes; the heartbeat re-claims the node number
 (raising the counter above it, since a Redis without persistence restarts
 empty). Delivery across an outage is at most once: nothing is replayed.
 
@@ -71,7 +71,7 @@ MAX_NODE = 2**21 - 1
 #: Bytes queued for the publisher before a send raises ``Error(BACKPLANE)``.
 MAX_OUTBOX = 64 * 2**20
 #: Reconnection backoff bounds, seconds.
-BACKOFF_MIN, BACKOFF_MAX = 0.1, 5.0
+BACKOFF_MIN, BACKOFF_MAX = 0.1, 2.0
 
 # Claim KEYS[1] for ARGV[1] (a token) for ARGV[2] ms, unless someone else
 # holds it; returns the holder afterwards. With KEYS[2], raise that counter

@@ -22,9 +22,10 @@ remote members goes, one publish per node, to their node, which writes
 the frame (encoded once) to its clients, applying the room's
 ``slow_client`` policy there.
 
-Failures: a node that dies stops renewing its keys. Within one lease, an
-owner drops the remote members of a dead node (``on_leave`` with 1006),
-and a node whose proxy finds its room's key free claims it: the room is
+Failures: a node that dies stops renewing its keys. Within about two
+leases (its keys expire, then stay missing for a lease), an owner drops
+the remote members of a dead node (``on_leave`` with 1006), and a node
+whose proxy finds its room's key free for a lease claims it: the room is
 created again there, with fresh state, and every member still connected
 joins it again (``on_join`` runs again for each, on whichever node won the
 claim). State kept only in the dead node's memory is lost:
@@ -206,6 +207,7 @@ class RoomsCluster:
         self.remote: dict[tuple[str, int], RemoteMember] = {}
         #: Every node's rooms (``GET /rooms``), as of the last heartbeat.
         self.rooms_by_node: dict[int, list[dict[str, Any]]] = {}
+        self._vacant: dict[str, float] = {}  # proxied rooms whose key is free: since when
         self._queues: dict[str, trio.MemorySendChannel[tuple[Callable[..., Any],
                                                               tuple[Any, ...]]]] = {}
         link.handlers.update({Kind.ROOM_JOIN: self._on_join, Kind.ROOM_MESSAGE: self._on_message,
@@ -430,12 +432,31 @@ class RoomsCluster:
                 if self.proxies.get(room_id) is proxy:
                     del self.proxies[room_id]
                 continue
-            holder = await link.claim(self._key(room_id), mine, ms)  # takes a free one
+            holder = await self._vacated(room_id)
             if holder is not None and int(holder) != proxy.owner:
                 log.info("room %r: its owner changed from node %d to node %s", room_id,
                          proxy.owner, holder)
                 await self._rehome(room_id)
         await self._share_stats()
+
+    async def _vacated(self, room_id: str) -> str | None:
+        """The room's holder; this node if it took the room over, which it
+        does once the key has been free for a whole lease: a live owner
+        re-claims its rooms within a heartbeat after Redis restarted empty,
+        so only a dead owner's rooms move."""
+        key, now = self._key(room_id), trio.current_time()
+        holder = await self.link.client.get(key)
+        if holder is not None:
+            self._vacant.pop(room_id, None)
+            return holder.decode() if isinstance(holder, bytes) else str(holder)
+        since = self._vacant.get(room_id)
+        if since is None or now - since > 2 * self.link.lease:  # a fresh vacancy
+            self._vacant[room_id] = now
+            return None
+        if now - since < self.link.lease:
+            return None
+        del self._vacant[room_id]
+        return await self.link.claim(key, str(self.node), self._ms)
 
     def _abdicate(self, room: OwnedRoom, owner: int) -> None:
         """Another node took this room (after Redis lost its keys): hand
