@@ -60,8 +60,9 @@ def test_contract_names_present() -> None:
     assert [c.value for c in wskit.CloseCode] == [
         1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1015
     ]
-    # ws-rs's kinds, plus USAGE: the caller's mistakes, apart from the peer's.
+    # ws-rs's kinds, plus USAGE: the caller's mistakes, apart from the peer's;
+    # and BACKPLANE: a cluster's Redis unreachable.
     assert {k.name for k in wskit.ErrorKind} == {
         "INTERNAL", "CAPACITY", "PROTOCOL", "ENCODING", "IO", "HTTP", "SSL", "QUEUE",
-        "CUSTOM", "TIMER", "USAGE",
+        "CUSTOM", "TIMER", "USAGE", "BACKPLANE",
     }

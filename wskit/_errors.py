@@ -7,7 +7,7 @@ errors are translated at the boundary (their original is kept as
     Exception
      └── Error                  .kind says which failure; .status for HTTP
           │   (kinds: USAGE, INTERNAL, CAPACITY, PROTOCOL, ENCODING, IO,
-          │           HTTP, SSL, QUEUE, CUSTOM, TIMER)
+          │           HTTP, SSL, QUEUE, CUSTOM, TIMER, BACKPLANE)
           └── ConnectionClosed  the test kit's client: the connection is over
 
 One class with a ``kind`` rather than a subclass per kind keeps ``except
@@ -56,6 +56,10 @@ class ErrorKind(enum.Enum):
     CUSTOM = "custom"
     #: A timer could not be set or fired on a closed connection.
     TIMER = "timer"
+    #: The cluster backplane (``Settings.backplane``, Redis) is unreachable
+    #: or failed: a message for another node was not sent. Local delivery
+    #: is unaffected.
+    BACKPLANE = "backplane"
 
 
 class Error(Exception):

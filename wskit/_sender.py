@@ -52,7 +52,9 @@ class Sender:
         self.hub = hub
         self._portal = hub.portal
         self._comms = comms
-        #: Unique per connection of this WebSocket (0 for a broadcaster).
+        #: Unique per connection in the process, and in the cluster with a
+        #: backplane (``connection_id >> 32`` is then its node); 0 for a
+        #: broadcaster.
         self.connection_id = outlet.connection_id if outlet is not None else 0
         #: The parameters of the route that matched this connection, set by
         #: ``wskit.Router`` (per connection; read them with ``Router.params``).

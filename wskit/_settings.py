@@ -137,6 +137,21 @@ class Settings:
     #: out of ``repr()``: the URL may hold a password.
     proxy: str | None = dataclasses.field(default="auto", repr=False)
 
+    # -- cluster -------------------------------------------------------
+    #: Where the nodes of a cluster meet: ``"redis://[:password@]host:port/db"``
+    #: (``rediss://`` for TLS), or ``None`` (the default) for one process
+    #: alone. With it, ``connection_id`` is unique in the cluster, and
+    #: ``Comms``, broadcasts and ``wskit.Rooms`` reach clients on every
+    #: node sharing that Redis database (one database per cluster). Needs
+    #: the ``wskit[redis]`` extra (coredis). See docs/topics/scaling.md.
+    backplane: str | None = None
+    #: Seconds a node's registration, and its ownership of a room, last in
+    #: Redis without renewal (renewed five times per lease). A dead node's
+    #: rooms are re-created on a live node within about this time; remote
+    #: ``comms.ids`` are as fresh as a fifth of it. 5 s: a dead node is
+    #: noticed quickly, a busy node's event loop has ample slack.
+    backplane_lease: float = 5.0
+
     def __post_init__(self) -> None:
         for name in (
             "max_connections",
@@ -185,6 +200,14 @@ class Settings:
             )
         if self.proxy not in ("auto", None):
             parse_proxy_url(self.proxy, source="Settings.proxy")  # raises USAGE
+        if self.backplane is not None:
+            check_backplane_url(self.backplane)
+        if not self.backplane_lease >= 0.5:
+            raise Error(
+                f"Settings.backplane_lease must be at least 0.5 seconds, got "
+                f"{self.backplane_lease!r}",
+                ErrorKind.USAGE,
+            )
         if isinstance(self.allowed_origins, str):
             raise Error(
                 "Settings.allowed_origins takes a collection of origins, not one string",
@@ -332,3 +355,23 @@ class Reconnect:
         except OverflowError:
             bound = self.max_delay
         return rng.uniform(0, bound) if self.jitter else bound
+
+
+def check_backplane_url(url: object) -> None:
+    """Raise ``Error(USAGE)`` unless ``url`` is a ``redis://`` or ``rediss://`` URL."""
+    if not isinstance(url, str) or not url.startswith(("redis://", "rediss://")):
+        raise Error(
+            f"Settings.backplane takes a Redis URL, 'redis://[:password@]host:port/db' or "
+            f"'rediss://…' for TLS, got {redact(url)!r}",
+            ErrorKind.USAGE,
+        )
+
+
+def redact(url: object) -> object:
+    """The URL without its password, for messages and logs."""
+    if not isinstance(url, str) or "@" not in url:
+        return url
+    scheme, sep, rest = url.partition("://")
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.partition(":")[0]
+    return f"{scheme}{sep}{user + ':' if user else ':'}***@{host}" if sep else "***"

@@ -93,6 +93,7 @@ class WebSocket:
         self._shutdown_requested = False
         self._shutdown_done: trio.Event | None = None
         self._entered = False
+        self._stop_backplane: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------
     # Context manager
@@ -110,9 +111,38 @@ class WebSocket:
             # Before any listen(): a signal that arrives while binding must
             # already mean "shut down", not KeyboardInterrupt.
             await self._nursery.start(self._watch_signals)
+        if self.settings.backplane is not None:
+            try:
+                await self._join_cluster(self.settings.backplane)
+            except BaseException:
+                self._system_scope.cancel()
+                self._nursery.cancel_scope.cancel()
+                with contextlib.suppress(BaseException):
+                    await self._nursery_cm.__aexit__(None, None, None)
+                self._portal.stop()
+                raise
         if self._shutdown_requested:
             self._shutdown_now()
         return self
+
+    async def _join_cluster(self, url: str) -> None:
+        """Connect to the backplane and take a node number, before any
+        connection exists (their ids carry it). Raises ``Error(BACKPLANE)``
+        if Redis cannot be reached."""
+        try:
+            from ._hub.redis import RedisBackplane  # here: coredis is optional
+        except ImportError as exc:
+            raise Error(f"Settings.backplane needs coredis ({exc}): pip install "
+                        "'wskit[redis]'", ErrorKind.USAGE) from None
+        hub = self.hub
+        backplane = RedisBackplane(url, lease=self.settings.backplane_lease,
+                                   registry=hub.registry, portal=self._portal,
+                                   report=hub.report)
+        assert self._nursery is not None
+        await self._nursery.start(backplane.run)
+        self._stop_backplane = backplane.stop
+        hub.backplane = backplane
+        hub.registry.use_ids(iter(backplane.next_id, 0))
 
     async def __aexit__(
         self,
@@ -131,6 +161,8 @@ class WebSocket:
             except BaseException as inner:  # e.g. Cancelled from outside
                 exc_type, exc, tb = type(inner), inner, inner.__traceback__
         self._system_scope.cancel()
+        if self._stop_backplane is not None:
+            self._stop_backplane()  # after every connection closed: their leaves went out
         leaf: BaseException | None = None
         try:
             return bool(await self._nursery_cm.__aexit__(exc_type, exc, tb))
@@ -151,6 +183,8 @@ class WebSocket:
                         log.warning("second %s: stopping now", signal.Signals(signum).name)
                         assert self._nursery is not None
                         self._nursery.cancel_scope.cancel()
+                        if self._stop_backplane is not None:
+                            self._stop_backplane()  # shielded from the cancel
                         return
                     log.info("%s received: shutting down", signal.Signals(signum).name)
                     self._shutdown_now()

@@ -96,6 +96,11 @@ _VALUED = (
      "serve Prometheus metrics at this path, e.g. /metrics (needs wskit[metrics])"),
     ("--health-path", "health_path", str,
      "answer 200 ok at this path, e.g. /healthz (503 while shutting down)"),
+    ("--backplane", "backplane", _none_or(str),
+     "join a cluster: redis://[:password@]host:port/db (rediss:// for TLS); every node "
+     "given the same URL shares Comms, broadcasts and rooms (needs wskit[redis])"),
+    ("--backplane-lease", "backplane_lease", seconds,
+     "seconds before a dead node's rooms move to a live node (default 5)"),
 )
 
 

@@ -87,7 +87,13 @@ def _run_server(factory: FactoryLike, args: argparse.Namespace) -> int:
             if getattr(args, "stop_on_eof", False):
                 threading.Thread(target=_shutdown_at_eof, args=(ws,), daemon=True).start()
 
-    trio.run(serve)
+    try:
+        trio.run(serve)
+    except Error as err:
+        if err.kind is not ErrorKind.BACKPLANE:
+            raise
+        print(f"wskit: error: {err}", file=sys.stderr, flush=True)  # Redis unreachable
+        return 1
     return 0
 
 

@@ -12,16 +12,13 @@ included) reach every worker unchanged.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 import traceback
-from typing import Any
 
 import trio
 
 from .._errors import Error
-from .._settings import Settings
 from .._supervisor import Supervisor, open_sockets, stop_timeout_for
 from .._websocket import WebSocket
 from .._worker import (
@@ -49,9 +46,6 @@ def add_workers_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--workers", type=count, default=1, metavar="N",
                        help="worker processes sharing the port, under a supervisor that "
                             "restarts them (default 1: this process serves, no supervisor)")
-    group.add_argument("--backplane", metavar="URL", default=None,
-                       help="share connections, broadcasts and rooms between workers and "
-                            "hosts through this backplane (redis://…)")
     group.add_argument("--worker", metavar="SEAT", help=argparse.SUPPRESS)
 
 
@@ -61,26 +55,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return serve_worker(args)
     if args.workers > 1:
         return supervise(args)
-    if args.backplane is not None:
-        _settings_with_backplane(settings_from(args), args.backplane)  # reports it now
     return serve.cmd_serve(args)
-
-
-def _settings_with_backplane(settings: Settings, url: str | None) -> Settings:
-    if url is None:
-        return settings
-    if "backplane" not in {field.name for field in dataclasses.fields(Settings)}:
-        raise UsageError("--backplane: this build of wskit has no backplane (serve one "
-                         "process per host, or --workers N without rooms or Comms)")
-    try:
-        given: dict[str, Any] = {"backplane": url}
-        return dataclasses.replace(settings, **given)
-    except Error as err:
-        raise UsageError(str(err)) from err
-
-
-def _has_backplane(args: argparse.Namespace, settings: Settings | None = None) -> bool:
-    return args.backplane is not None or getattr(settings, "backplane", None) is not None
 
 
 def supervise(args: argparse.Namespace) -> int:
@@ -88,9 +63,9 @@ def supervise(args: argparse.Namespace) -> int:
     workers: int = args.workers
     serve.split_target(args.target)
     rooms_options(args)
-    settings = _settings_with_backplane(settings_from(args), args.backplane)
+    settings = settings_from(args)
     serve.server_tls(args)  # bad TLS files: one error now, not one per worker
-    if args.rooms and not _has_backplane(args):
+    if args.rooms and settings.backplane is None:
         raise UsageError(rooms_need_backplane(workers))
     setup_logging(args.log_level, args.log_format, log_format(None))
     tag_records(None)
@@ -125,7 +100,6 @@ def serve_worker(args: argparse.Namespace) -> int:
     tag_records(seat)
     link = WorkerLink(seat)
     settings = link.payload() or settings_from(args)
-    settings = _settings_with_backplane(settings, args.backplane)
     try:
         factory = serve.load_factory(args.target)
     except UsageError:
@@ -135,7 +109,7 @@ def serve_worker(args: argparse.Namespace) -> int:
         print(f"wskit: error: importing {args.target} raised (see above)", file=sys.stderr)
         return 1
     factory = wrap_rooms(factory, args)
-    shared = _has_backplane(args, settings) or seat.count == 1
+    shared = settings.backplane is not None or seat.count == 1
     if not shared and isinstance(factory, Rooms):
         raise UsageError(rooms_need_backplane(seat.count))
     ssl_context = serve.server_tls(args)

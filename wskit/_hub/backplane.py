@@ -4,10 +4,12 @@
 :class:`Backplane`. The in-process one, :class:`LocalBackplane` (the
 default, and the only one without a cluster), delivers to this process's
 registry directly: no copy, no serialisation, no cost over calling the
-registry itself. A cluster backplane (Redis, in a later release) implements
-the same three calls and publishes what is for other nodes.
+registry itself (``Comms.send`` asks the backplane only for an id that is
+not open here). The Redis backplane (``_hub/redis.py``, when
+``Settings.backplane`` is set) implements the same calls and publishes what
+is for other nodes.
 
-Every method runs in the WebSocket's Trio thread.
+Every method runs in the WebSocket's Trio thread unless it says otherwise.
 """
 
 from __future__ import annotations
@@ -22,15 +24,28 @@ __all__ = ["Backplane", "LocalBackplane", "gone"]
 
 
 class Backplane(Protocol):
+    #: This node's number in the cluster (0: no cluster).
+    node: int
+
     def broadcast(self, data: str | bytes, exclude: frozenset[int]) -> None:
         """To every open connection (of every node) but those in ``exclude``."""
 
     def send(self, client_id: int, data: str | bytes) -> None:
-        """To one connection by id; raises ``Error(QUEUE)`` if it is known
-        not to exist."""
+        """To a connection that is not open in this process, from any thread:
+        raises ``Error(QUEUE)`` if it is known not to exist, ``Error(BACKPLANE)``
+        if it cannot be reached now."""
 
     def ids(self) -> frozenset[int]:
         """The ids of the open connections, as fresh as the backplane knows."""
+
+    def knows(self, client_id: int) -> bool:
+        """Whether ``client_id`` is open on another node, as far as known."""
+
+    def count(self) -> int:
+        """How many connections are open, as far as known."""
+
+    def health(self) -> str:
+        """``"ok"``, or ``"degraded"`` while other nodes cannot be reached."""
 
 
 def gone(client_id: int) -> Error:
@@ -43,6 +58,8 @@ class LocalBackplane:
 
     __slots__ = ("_registry",)
 
+    node = 0
+
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
 
@@ -50,10 +67,16 @@ class LocalBackplane:
         fan_out(self._registry.open.values(), data, exclude)
 
     def send(self, client_id: int, data: str | bytes) -> None:
-        outlet = self._registry.get(client_id)
-        if outlet is None:
-            raise gone(client_id)
-        outlet.send(data)
+        raise gone(client_id)  # asked only for ids that are not open here
 
     def ids(self) -> frozenset[int]:
         return frozenset(self._registry.open)
+
+    def knows(self, client_id: int) -> bool:
+        return False
+
+    def count(self) -> int:
+        return len(self._registry.open)
+
+    def health(self) -> str:
+        return "ok"

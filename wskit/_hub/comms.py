@@ -30,17 +30,26 @@ the message gets it reported to its own ``on_error``.
 In a worker of ``--workers N`` (N > 1) that shares no backplane, every
 method raises ``Error(USAGE)`` saying so: this process sees only its own
 share of the clients, and answering for them all would be silently wrong.
+
+In a cluster (``Settings.backplane``), ids of other nodes are reached
+through the backplane. A send to one cannot know at once whether it
+arrives: it raises ``Error(BACKPLANE)`` while the backplane is unreachable,
+and otherwise returns; if that client turned out not to exist (its node
+answered, or no node has its number any more) or its queue was full, the
+failure comes later, to :attr:`Comms.on_error` (kind ``QUEUE``, naming the
+id), or to the ``wskit.cluster`` log if no callback is set. ``ids``, ``in``
+and ``len`` are exact for this node and as fresh as a fifth of
+``Settings.backplane_lease`` (1 s by default) for the others.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
-from typing import Final, TypeAlias
+from collections.abc import Callable, Collection, Iterable
+from typing import Any, Final, TypeAlias
 
 from .._core.messages import Message, to_payload
 from .._errors import Error, ErrorKind
 from .._io.outlet import byte_size
-from .backplane import gone
 from .delivery import send_from_anywhere
 from .hub import Hub
 from .registry import Group
@@ -169,30 +178,61 @@ class Comms:
 
     @property
     def ids(self) -> frozenset[int]:
-        """The ids of the connections open now (both sides), a snapshot."""
+        """The ids of the connections open now (both sides), a snapshot; in a
+        cluster, every node's (module docstring: how fresh)."""
         self.hub.registry.require_whole("Comms.ids")
         return self.hub.backplane.ids()
 
     def __contains__(self, client_id: object) -> bool:
         self.hub.registry.require_whole("Comms (id in comms)")
-        return client_id in self.hub.registry.open
+        if client_id in self.hub.registry.open:
+            return True
+        return isinstance(client_id, int) and self.hub.backplane.knows(client_id)
 
     def __len__(self) -> int:
         self.hub.registry.require_whole("Comms (len(comms))")
-        return len(self.hub.registry.open)
+        return self.hub.backplane.count()
+
+    @property
+    def node(self) -> int:
+        """This node's number in the cluster, 0 without a backplane. The
+        node of a client id is ``client_id >> 32``."""
+        return self.hub.backplane.node
+
+    @property
+    def health(self) -> str:
+        """``"ok"``, or ``"degraded"`` while the backplane is unreachable
+        (local delivery goes on)."""
+        return self.hub.backplane.health()
+
+    @property
+    def on_error(self) -> Callable[[Error], Any] | None:
+        """Called, in the WebSocket's thread, with each :class:`wskit.Error`
+        about a cross-node delivery that failed after its send returned (a
+        remote id that no longer exists: ``QUEUE``; a message lost to a
+        backplane outage: ``BACKPLANE``). ``None`` (the default) logs them
+        on the ``wskit.cluster`` logger, an outage once. Never called
+        without a backplane: local failures raise at once."""
+        return self.hub.on_error
+
+    @on_error.setter
+    def on_error(self, handler: Callable[[Error], Any] | None) -> None:
+        self.hub.on_error = handler
 
     def send(self, client_id: int, msg: Sendable) -> None:
         """Send to one connection by id (its ``connection_id``).
 
         Raises ``Error(kind=QUEUE)`` naming the id when no open connection
         has it, when it is closing, or when its queue is over
-        ``Settings.max_send_queue``.
+        ``Settings.max_send_queue``. An id on another node of a cluster:
+        see the module docstring (``BACKPLANE``, ``on_error``).
         """
         client = as_id(client_id)
         self.hub.registry.require_whole("Comms.send")
         outlet = self.hub.registry.get(client)
         if outlet is None:
-            raise gone(client)
+            self.hub.backplane.send(client, to_payload(msg))
+            return
         send_from_anywhere(self.hub.portal, outlet, to_payload(msg))
 
     def broadcast(self, msg: Sendable, *, exclude: int | Iterable[int] = ()) -> None:

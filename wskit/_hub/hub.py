@@ -7,9 +7,11 @@ itself. Methods are safe from any thread unless they say otherwise.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .._errors import Error, ErrorKind
 from .._io.outlet import byte_size
 from .._io.portal import Portal
 from .._settings import Reconnect
@@ -18,12 +20,14 @@ from .registry import Registry
 
 __all__ = ["Hub"]
 
+log = logging.getLogger("wskit.cluster")
+
 
 class Hub:
     """Registry, backplane and portal of one WebSocket (module docstring)."""
 
-    __slots__ = ("_closing", "_connect", "_shutdown", "_spawn", "backplane", "portal",
-                 "registry")
+    __slots__ = ("_closing", "_connect", "_shutdown", "_spawn", "backplane", "on_error",
+                 "portal", "registry")
 
     def __init__(self, portal: Portal, *, spawn: Callable[..., None],
                  connect: Callable[..., None], shutdown: Callable[[], None],
@@ -35,6 +39,22 @@ class Hub:
         self._connect = connect
         self._shutdown = shutdown
         self._closing = closing
+        #: ``Comms.on_error``: where failures of cross-node deliveries are
+        #: reported, in the Trio thread (``None``: logged).
+        self.on_error: Callable[[Error], Any] | None = None
+
+    def report(self, error: Error) -> None:
+        """A delivery to another node failed after its send returned: hand it
+        to ``on_error``, or log it (an outage of the backplane itself is
+        logged once by the backplane, not per message)."""
+        handler = self.on_error
+        if handler is not None:
+            try:
+                handler(error)
+            except Exception:
+                log.exception("Comms.on_error raised")
+        elif error.kind is not ErrorKind.BACKPLANE:
+            log.warning("%s", error)
 
     @property
     def closing(self) -> bool:

@@ -66,6 +66,11 @@ class Registry:
     def new_id(self) -> int:
         return next(self._ids)
 
+    def use_ids(self, ids: Iterator[int]) -> None:
+        """Draw ids from ``ids`` from now on (a backplane's, before any
+        connection exists)."""
+        self._ids = ids
+
     def track(self, conn: Connection) -> None:
         self.connections[conn.id] = conn
 

@@ -58,6 +58,9 @@ that follows an eviction. Exceptions raised by ``on_join``,
 ``on_message`` and ``on_leave`` otherwise propagate like any handler's:
 logged on ``wskit.server``, and that one client is closed with 1011.
 
+In a cluster (``Settings.backplane``), each room lives on one node, its
+owner, and clients on other nodes join it remotely: see ``_cluster``.
+
 Layout
 ------
 
@@ -68,6 +71,7 @@ Layout
   timer, delivery and the slow-client policy, counters;
 - ``_http``: ``GET /status``, ``GET /rooms`` and the page;
 - ``_factory``: :class:`Rooms`, the factory: options, routing, joining;
+- ``_cluster``: rooms across the nodes of a cluster (owners, proxies, leases);
 """
 
 from ._context import RoomContext

@@ -12,15 +12,18 @@ from .._core.protocol import check_close
 from .._errors import Error, ErrorKind
 from .._hub.comms import Comms, Recipient, missing_error
 from .._hub.hub import Hub
-from .._sender import Sender
 from ._values import ClientId, RoomStats
+
+
+class _Closer(Protocol):
+    def close(self, code: int = ..., reason: str = ...) -> None: ...
 
 
 class _Member(Protocol):
     @property
     def client(self) -> ClientId | None: ...
     @property
-    def out(self) -> Sender: ...
+    def out(self) -> _Closer: ...
 
 
 class _Room(Protocol):

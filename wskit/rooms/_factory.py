@@ -16,6 +16,7 @@ from .._handler import Factory, Handler
 from .._hub.comms import Comms
 from .._hub.hub import Hub
 from .._sender import Sender
+from ._cluster import RoomsCluster, check_link
 from ._context import RoomContext
 from ._http import plain_response
 from ._member import Member, MemberState
@@ -143,6 +144,8 @@ class Rooms(Factory):
         self._rooms: dict[str, Room] = {}
         self._hub: Hub | None = None
         self._comms: Comms | None = None
+        #: Rooms across the nodes of a cluster (``Settings.backplane``), else None.
+        self.cluster: RoomsCluster | None = None
 
     # -- overridable -------------------------------------------------------------
 
@@ -177,9 +180,12 @@ class Rooms(Factory):
 
     def summary(self) -> dict[str, Any]:
         """What ``GET /rooms`` answers: each room's :class:`RoomStats` and
-        the totals since start (disposed rooms included)."""
+        the totals since start (disposed rooms included). In a cluster,
+        every node's rooms (each with its ``node``; other nodes' as of
+        their last heartbeat), ``nodes``, this ``node`` and ``backplane``
+        (``"ok"`` or ``"degraded"``); the totals are this node's."""
         rooms = [room.stats().as_dict() for room in list(self._rooms.values())]
-        return {
+        totals = {
             "rooms": rooms,
             "clients": sum(room["clients"] for room in rooms),
             "messages_in": self.messages_in,
@@ -189,6 +195,26 @@ class Rooms(Factory):
             "slow_client": self.slow_client,
             "max_client_queue": self.max_client_queue,
         }
+        if self.cluster is not None:
+            totals.update(self.cluster.summary())
+        return totals
+
+    def health(self) -> str:
+        """``"ok"``, or ``"degraded"`` while the backplane is unreachable."""
+        return self._hub.backplane.health() if self._hub is not None else "ok"
+
+    # -- what the cluster drives (``_cluster.Host``) --------------------------
+
+    def local_room(self, room_id: str) -> Room | None:
+        return self._rooms.get(room_id)
+
+    def local_rooms(self) -> list[Room]:
+        return list(self._rooms.values())
+
+    def send_remote(self, room_id: str, by_node: dict[int, list[int]],
+                    data: str | bytes) -> None:
+        if self.cluster is not None:
+            self.cluster.deliver(room_id, by_node, data)
 
     # -- the Factory side --------------------------------------------------------
 
@@ -221,6 +247,8 @@ class Rooms(Factory):
             raise Error("this wskit.Rooms already serves another WebSocket; make one Rooms "
                         "per WebSocket", ErrorKind.USAGE)
         self._hub, self._comms = hub, comms
+        if hub.backplane.node:
+            self.cluster = RoomsCluster(self, check_link(hub.backplane), hub.registry, hub.spawn)
 
     def _route(self, request: Request, member: Member) -> Response | None:
         path = request.path.partition("?")[0]
@@ -246,10 +274,17 @@ class Rooms(Factory):
         return None
 
     def _join(self, member: Member, handshake: Handshake) -> Awaitable[None] | None:
-        room_id = member.room_id
-        if room_id is None:  # on_request was bypassed: not ours to serve
+        if member.room_id is None:  # on_request was bypassed: not ours to serve
             member.out.close(CloseCode.POLICY, "no room")
             return None
+        if self.cluster is not None:
+            return self.cluster.join(member, handshake)
+        return self.join_local(member, handshake)
+
+    def join_local(self, member: Member, handshake: Handshake) -> Awaitable[None] | None:
+        """Join a room of this node (created if need be)."""
+        room_id = member.room_id
+        assert room_id is not None
         room = self._rooms.get(room_id)
         if room is None:
             hub, comms = self._hub, self._comms
@@ -261,6 +296,8 @@ class Rooms(Factory):
             hub.registry.add_group(room_id, room)
             self._rooms[room_id] = room
             log.debug("room %r: created", room_id)
+            if self.cluster is not None:
+                self.cluster.room_created(room)
         room.reuse()
         member.room = room
         member.client = ClientId(member.out.connection_id, room_id, handshake)
@@ -270,6 +307,8 @@ class Rooms(Factory):
     def _forget(self, room: Room) -> None:
         if self._rooms.get(room.id) is room:
             del self._rooms[room.id]
+            if self.cluster is not None:
+                self.cluster.room_disposed(room)
         if self._hub is not None:
             self._hub.registry.remove_group(room.id, room)
 

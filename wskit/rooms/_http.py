@@ -20,6 +20,7 @@ class _Served(Protocol):
     def page(self) -> str | bytes | None: ...
 
     def summary(self) -> dict[str, Any]: ...
+    def health(self) -> str: ...
 
 
 def plain_response(rooms: _Served, path: str) -> Response | None:
@@ -27,7 +28,10 @@ def plain_response(rooms: _Served, path: str) -> Response | None:
     ``None`` when it is none of ``status_path``, ``rooms_path`` and ``/``
     with a ``page``."""
     if path == rooms.status_path:
-        return Response(200, "ok\n")
+        # 200 either way: a degraded node still serves its own clients, and
+        # every node degrades at once when Redis goes (a 503 from all of
+        # them would take the whole service down).
+        return Response(200, rooms.health() + "\n")
     if path == rooms.rooms_path:
         body = json.dumps(rooms.summary(), indent=1) + "\n"
         return Response(200, body, {"Content-Type": "application/json",

@@ -41,6 +41,10 @@ class Policy(Protocol):
     dropped: int
     slow_disconnects: int
 
+    def send_remote(self, room_id: str, by_node: dict[int, list[int]],
+                    data: str | bytes) -> None:
+        """To members on other nodes (a cluster), one publish per node."""
+
 
 class Room:
     """One room: its service, members, lock, timer and counters."""
@@ -60,10 +64,12 @@ class Room:
         "members",
         "messages_in",
         "messages_out",
+        "persisted",
         "rooms",
         "service",
         "slow_disconnects",
         "timer_scope",
+        "version",
     )
 
     def __init__(self, rooms: Policy, room_id: str, hub: Hub, comms: Comms,
@@ -73,8 +79,11 @@ class Room:
         self.hub = hub
         self.comms = comms
         self._forget = forget  # tells the Rooms that made it that it is gone
-        #: Joined clients by id, in join order.
-        self.members: dict[int, Member] = {}
+        #: Joined clients by id, in join order (in a cluster, remote ones
+        #: too: ``_cluster.RemoteMember``).
+        self.members: dict[int, Any] = {}
+        #: Events so far, and at the last ``on_persist``.
+        self.version = self.persisted = 0
         #: Clients joining, joined, or whose on_leave has not finished: the
         #: room is disposed of only when none is left.
         self.active = 0
@@ -144,6 +153,7 @@ class Room:
         assert client is not None
         member.state = MemberState.JOINED
         self.members[int(client)] = member
+        self.version += 1
         log.debug("room %r: client %d joined (%d clients)", self.id, client, len(self.members))
         hook = self.hooks["on_join"]
         return hook(client, self.ctx) if hook is not None else None
@@ -153,10 +163,30 @@ class Room:
             return None
         self.messages_in += 1
         self.rooms.messages_in += 1
+        self.version += 1
         hook = self.hooks["on_message"]
         return hook(member.client, msg, self.ctx) if hook is not None else None
 
+    def persist_step(self) -> Any:
+        """``on_persist``, if the room changed since the last call."""
+        hook = self.hooks["on_persist"]
+        if hook is None or self.version == self.persisted or self.disposed:
+            return None
+        self.persisted = self.version
+        return hook(self.ctx)
+
+    def _persist_last(self) -> None:
+        """``on_persist`` once more as the room goes, if it changed (an async
+        one runs in a task of its own)."""
+        try:
+            result = self.persist_step()
+            if result is not None and inspect.isawaitable(result):
+                self.hub.spawn(_awaited, result)
+        except Exception:
+            log.exception("room %r: on_persist raised", self.id)
+
     def leave_step(self, client: ClientId) -> Any:
+        self.version += 1
         log.debug("room %r: client %d left: %s %r", self.id, client, client.close_code,
                   client.close_reason)
         hook = self.hooks["on_leave"]
@@ -178,7 +208,7 @@ class Room:
         client.close_code, client.close_reason = code, reason
         return self.run(self.leave_step, (client,), self.release)
 
-    def evict(self, member: Member, conn: Outlet, queued: int) -> None:
+    def evict(self, member: Any, conn: Outlet, queued: int) -> None:
         """Disconnect a slow client: out of the room now, closed with 1008,
         ``on_leave`` in the room's next turn."""
         client = member.client
@@ -244,6 +274,7 @@ class Room:
     def dispose(self) -> None:
         if self.disposed:
             return
+        self._persist_last()
         self.disposed = True
         self.cancel_timer()
         self.end_grace()
@@ -306,9 +337,17 @@ class Room:
         open_ = self.hub.registry.open
         limit = self.rooms.max_client_queue
         sent = 0
+        remote: dict[int, list[int]] | None = None
+        node = self.hub.backplane.node
         for client_id in ids:
             conn = open_.get(client_id)
             if conn is None or not conn.is_open:
+                if conn is None and node and client_id >> 32 != node:
+                    # A member on another node (cluster): one publish per node.
+                    if remote is None:
+                        remote = {}
+                    remote.setdefault(client_id >> 32, []).append(client_id)
+                    sent += 1
                 continue  # closing: its on_close takes it out of the room
             queued = conn.queued_bytes
             if queued >= limit:
@@ -327,6 +366,8 @@ class Room:
                     self._slow(client_id, conn, conn.queued_bytes)
                 continue
             sent += 1
+        if remote is not None:
+            self.rooms.send_remote(self.id, remote, data)
         self.messages_out += sent
         self.rooms.messages_out += sent
 
@@ -361,3 +402,10 @@ class Room:
 
     def __repr__(self) -> str:
         return f"<wskit room {self.id!r} ({len(self.members)} clients)>"
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> None:
+    try:
+        await awaitable
+    except Exception:
+        log.exception("on_persist raised")

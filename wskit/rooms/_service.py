@@ -53,8 +53,17 @@ class RoomService:
     def on_timer(self, ctx: RoomContext) -> Maybe:
         """The timer set with ``ctx.set_timer(delay_s)`` fired."""
 
+    @default_hook
+    def on_persist(self, ctx: RoomContext) -> Maybe:
+        """Save what must outlive this room object: called when the room is
+        disposed of (grace over, shutdown) if it changed since the last
+        call, and in a cluster also in the room's turn on the node that owns
+        it, at most once per ``Settings.backplane_lease / 5`` seconds while
+        it changes. A room re-created on another node after its owner died
+        starts with a new service: load the state in ``__init__``."""
 
-CALLBACKS = ("on_join", "on_message", "on_leave", "on_timer")
+
+CALLBACKS = ("on_join", "on_message", "on_leave", "on_timer", "on_persist")
 
 
 def callbacks_of(service: object) -> dict[str, Callable[..., Any] | None]:

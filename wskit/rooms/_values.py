@@ -16,9 +16,10 @@ class ClientId(int):
     (dict key, ``ctx.send(client, …)``, JSON, ``== 7``) — that also carries
     what a room may want to know about it.
 
-    Ids are small positive integers, unique in the process, stable for the
-    connection's life: the connection's ``Sender.connection_id``, so
-    ``ws.comms.send(client, …)`` reaches it from anywhere.
+    Ids are positive integers, unique in the process (in the cluster, with
+    a backplane: then ``client >> 32`` is the node that holds it), stable
+    for the connection's life: the connection's ``Sender.connection_id``,
+    so ``ws.comms.send(client, …)`` reaches it from anywhere.
     """
 
     #: The id of the room it joined.

@@ -1,0 +1,600 @@
+"""The Redis backplane: the nodes of a cluster meet in one Redis database.
+
+Theory of operation
+-------------------
+
+A node starts by taking a *node number*: ``INCR wskit:node-counter``, then
+claiming ``wskit:node:{n}`` with a random token (``SET NX``; taken: next
+number). Its connection ids are ``n << 32 | k`` (``k`` counts from 1), so
+any node reads from an id which node holds it (``id >> 32``), and a send to
+a remote id costs one ``PUBLISH`` to that node's channel, no lookup. Node
+numbers stay below 2**21, so ids stay below 2**53: exact in JavaScript.
+
+Channels: each node subscribes to ``wskit:n:{n}`` (what is for it alone)
+and ``wskit:all`` (broadcasts). What a node sends goes through one
+publisher task that takes everything queued since its last round trip and
+pipelines it on one connection: what one node sends reaches each other node
+in the order it was sent (Redis keeps the order of one connection's
+commands, and pushes to a subscriber in order), and the fan-out on the
+receiving node encodes each frame once for all its clients.
+
+Keys, renewed every ``lease / 5`` seconds by the heartbeat: ``wskit:node:{n}``
+(the claim, ``PX lease``), ``wskit:ids:{n}`` (the ids open on that node, a
+snapshot for ``comms.ids`` elsewhere), ``wskit:nodes`` (the set of node
+numbers; one that lost its ids key is dead and removed). A node that is
+killed leaves its keys to expire within ``lease`` seconds.
+
+Faults: an unreachable Redis at start raises ``Error(BACKPLANE)`` from the
+``async with WebSocket`` block. Once serving, losing Redis makes the node
+*degraded*: it logs that once, keeps delivering locally, raises
+``Error(BACKPLANE)`` from ``comms.send`` to remote ids, delivers broadcasts
+locally only, and reports messages that were in flight to
+``comms.on_error``. The subscriber reconnects with exponential backoff (0.1
+to 2 s, jittered) and re-subscribes; the heartbeat re-claims the node number
+(raising the counter above it, since a Redis without persistence restarts
+empty). Delivery across an outage is at most once: nothing is replayed.
+
+Every method runs in the WebSocket's Trio thread unless it says otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import random
+import secrets
+import struct
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import coredis
+import coredis.exceptions
+import trio
+
+from .._errors import Error, ErrorKind
+from .._io.portal import Portal
+from .._settings import redact
+from .backplane import gone
+from .delivery import fan_out
+from .registry import Registry
+from .wire import Kind, Packet, pack, unpack
+
+__all__ = ["NODE_SHIFT", "RedisBackplane", "State", "node_of"]
+
+log = logging.getLogger("wskit.cluster")
+
+#: Bits of an id below the node number.
+NODE_SHIFT = 32
+#: Node numbers wrap below this (ids stay under 2**53).
+MAX_NODE = 2**21 - 1
+#: Bytes queued for the publisher before a send raises ``Error(BACKPLANE)``.
+MAX_OUTBOX = 64 * 2**20
+#: Reconnection backoff bounds, seconds.
+BACKOFF_MIN, BACKOFF_MAX = 0.1, 2.0
+
+# Claim KEYS[1] for ARGV[1] (a token) for ARGV[2] ms, unless someone else
+# holds it; returns the holder afterwards. With KEYS[2], raise that counter
+# to at least ARGV[3] (a node number re-claimed after Redis restarted empty).
+_CLAIM = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return holder end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if KEYS[2] then
+  if tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[3]) then
+    redis.call('SET', KEYS[2], ARGV[3])
+  end
+end
+return ARGV[1]
+"""
+# Delete KEYS[1] if ARGV[1] holds it.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def node_of(client_id: int) -> int:
+    """The node number of the node that holds ``client_id``."""
+    return client_id >> NODE_SHIFT
+
+
+def failure(exc: BaseException) -> BaseException | None:
+    """The Redis or network failure inside ``exc`` (an exception group of
+    them too), or ``None`` if it is something else (a bug: let it raise)."""
+    if isinstance(exc, BaseExceptionGroup):
+        leaves = [failure(sub) for sub in exc.exceptions]
+        return leaves[0] if leaves and all(leaves) else None
+    if isinstance(exc, (coredis.exceptions.RedisError, OSError, TimeoutError,
+                        trio.BrokenResourceError, trio.ClosedResourceError, EOFError)):
+        return exc
+    return None
+
+
+class State(enum.Enum):
+    CONNECTING = "connecting"
+    UP = "up"
+    DOWN = "down"  # lost Redis; reconnecting
+    STOPPED = "stopped"
+
+
+def _pack_ids(ids: frozenset[int]) -> bytes:
+    return struct.pack(f"!{len(ids)}Q", *ids)
+
+
+def _unpack_ids(raw: bytes) -> frozenset[int]:
+    return frozenset(struct.unpack(f"!{len(raw) // 8}Q", raw))
+
+
+class RedisBackplane:
+    """The cluster backplane on one Redis database (module docstring)."""
+
+    def __init__(self, url: str, *, lease: float, registry: Registry, portal: Portal,
+                 report: Callable[[Error], None]) -> None:
+        self.url = url
+        self.lease = lease
+        self.registry = registry
+        self.portal = portal
+        self._report = report
+        #: This node's number (0 until registered).
+        self.node = 0
+        self.state = State.CONNECTING
+        #: Live node numbers (this one included), as of the last heartbeat.
+        self.live: frozenset[int] = frozenset()
+        #: Handlers of the packet kinds that layers above add (rooms).
+        self.handlers: dict[Kind, Callable[[Packet], None]] = {}
+        #: Called after every heartbeat while up (rooms renew their leases).
+        self.tick_hooks: list[Callable[[], Awaitable[None]]] = []
+        #: Called once the node is stopping, while Redis may still answer.
+        self.stop_hooks: list[Callable[[], Awaitable[None]]] = []
+        #: Cross-node messages not sent since start (outages).
+        self.lost = 0
+        self.client: Any = None
+        self._token = secrets.token_hex(8)
+        self._remote: dict[int, frozenset[int]] = {}
+        #: Other nodes whose keys are missing, by number: since when (trio
+        #: clock, counted only while connected).
+        self.missing: dict[int, float] = {}
+        self._written: frozenset[int] | None = None
+        self._outbox: list[tuple[str, bytes, int]] = []
+        self._outbox_bytes = 0
+        self._wake = trio.Event()
+        # Shielded: the WebSocket's nursery being cancelled must not cancel
+        # coredis' own tasks (its pub/sub fails while cleaning up after a
+        # cancellation); stop() ends the node's tasks instead, in order.
+        self._scope = trio.CancelScope(shield=True)
+        self._lost_in_outage = 0
+        self._down_since = 0.0
+        self._next_id = 0
+        self._stopping = False
+        self._scopes: set[trio.CancelScope] = set()
+
+    # -- keys and channels ---------------------------------------------------------
+
+    @staticmethod
+    def channel(node: int) -> str:
+        return f"wskit:n:{node}"
+
+    def key(self, *parts: object) -> str:
+        return "wskit:" + ":".join(map(str, parts))
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        """Connect, take a node number, subscribe; ``started()`` once serving,
+        then run until :meth:`stop`. Raises ``Error(BACKPLANE)`` before
+        ``started()`` if Redis cannot be reached."""
+        started = False
+        with self._scope:
+            try:
+                client = coredis.Redis.from_url(self.url, connect_timeout=2.0,
+                                                stream_timeout=max(2.0, self.lease))
+            except (ValueError, TypeError) as exc:
+                raise Error(f"invalid backplane URL {redact(self.url)!r}: {exc}",
+                            ErrorKind.USAGE) from None
+            try:
+                async with client:
+                    self.client = client
+                    await self._register()
+                    try:
+                        async with trio.open_nursery() as nursery:
+                            await nursery.start(self._subscriber)
+                            nursery.start_soon(self._stoppable, self._publisher)
+                            nursery.start_soon(self._stoppable, self._heartbeat)
+                            self.state = State.UP
+                            log.info("backplane %s: this is node %d", redact(self.url),
+                                     self.node)
+                            started = True
+                            task_status.started()
+                    finally:
+                        await self._leave()
+            except BaseException as exc:
+                cause = failure(exc)
+                if started or cause is None:
+                    raise
+                raise Error(f"cannot reach the backplane at {redact(self.url)}: {cause} "
+                            "(is redis-server running there? check Settings.backplane / "
+                            "--backplane)", ErrorKind.BACKPLANE) from cause
+
+    def stop(self) -> None:
+        """Leave the cluster now (idempotent): its keys are deleted.
+
+        The node's own tasks are cancelled, never coredis' (a pub/sub
+        cancelled from outside fails while cleaning up): the subscription
+        and the client then close the way they were opened."""
+        self._stopping = True
+        for scope in list(self._scopes):
+            scope.cancel()
+
+    @contextlib.contextmanager
+    def _stoppable_scope(self) -> Iterator[trio.CancelScope]:
+        scope = trio.CancelScope()
+        if self._stopping:
+            scope.cancel()
+        self._scopes.add(scope)
+        try:
+            with scope:
+                yield scope
+        finally:
+            self._scopes.discard(scope)
+
+    async def _stoppable(self, task: Callable[[], Awaitable[None]]) -> None:
+        with self._stoppable_scope():
+            await task()
+
+    def next_id(self) -> int:
+        """The next connection id of this node (the registry's allocator)."""
+        self._next_id += 1
+        return self.node << NODE_SHIFT | self._next_id
+
+    async def _register(self) -> None:
+        ms = int(self.lease * 1000)
+        while True:
+            number = int(await self.client.incr(self.key("node-counter")))
+            node = (number - 1) % MAX_NODE + 1
+            holder = await self.client.eval(_CLAIM, keys=[self.key("node", node)],
+                                            args=[self._token, ms])
+            if _text(holder) == self._token:
+                break
+        self.node = node
+        await self._write_ids(ms)
+        await self.client.sadd(self.key("nodes"), [node])
+        self.live = frozenset((node,))
+
+    async def _leave(self) -> None:
+        was_up = self.state is State.UP
+        self.state = State.STOPPED
+        with trio.move_on_after(2) as scope:
+            scope.shield = True
+            for hook in self.stop_hooks:
+                try:
+                    await hook()
+                except Exception as exc:
+                    if failure(exc) is None:
+                        log.exception("backplane stop hook raised")
+            try:
+                batch, self._outbox = self._outbox, []
+                if batch and was_up:  # the last words: leaves of rooms, closes
+                    async with self.client.pipeline(transaction=False) as pipe:
+                        for channel, packet, _ in batch:
+                            pipe.publish(channel, packet)
+                await self.client.delete([self.key("ids", self.node)])
+                await self.client.srem(self.key("nodes"), [self.node])
+                await self.client.eval(_RELEASE, keys=[self.key("node", self.node)],
+                                       args=[self._token])
+            except Exception as exc:
+                if failure(exc) is None:
+                    raise
+                log.debug("backplane: could not remove node %d's keys (%s): they expire",
+                          self.node, exc)
+
+    # -- health ----------------------------------------------------------------------
+
+    @property
+    def up(self) -> bool:
+        return self.state is State.UP
+
+    def health(self) -> str:
+        """``"ok"`` while connected, ``"degraded"`` otherwise."""
+        return "ok" if self.state is State.UP else "degraded"
+
+    def _lost(self, exc: BaseException) -> None:
+        """Redis failed: degraded until the subscriber is back (logged once)."""
+        if self.state is not State.UP:
+            return
+        self.state = State.DOWN
+        self._written = None  # a restarted Redis lost our keys: write them again
+        self.missing.clear()  # an outage is no time for other nodes to die in
+        self._down_since = trio.current_time()
+        self._lost_in_outage = 0
+        log.warning("backplane %s unreachable (%s): node %d is degraded; local delivery "
+                    "goes on, messages for other nodes are not sent until it is back",
+                    redact(self.url), exc, self.node)
+
+    def _back(self) -> None:
+        if self.state is not State.DOWN:
+            return
+        self.state = State.UP
+        log.warning("backplane %s back after %.1f s: node %d re-subscribed; %d messages for "
+                    "other nodes were not sent meanwhile", redact(self.url),
+                    trio.current_time() - self._down_since, self.node, self._lost_in_outage)
+
+    def _drop(self, error: Error) -> None:
+        """One cross-node message not sent: counted, handed to ``on_error``."""
+        self.lost += 1
+        self._lost_in_outage += 1
+        self._report(error)
+
+    def _unreachable(self, what: str, client_id: int | None = None) -> Error:
+        return Error(f"{what} not sent: the backplane ({redact(self.url)}) is unreachable "
+                     "(delivery to other nodes resumes when it is back)",
+                     ErrorKind.BACKPLANE, connection_id=client_id)
+
+    # -- Backplane -------------------------------------------------------------------
+
+    def broadcast(self, data: str | bytes, exclude: frozenset[int]) -> None:
+        fan_out(self.registry.open.values(), data, exclude)
+        if self.state is not State.UP:
+            self._drop(self._unreachable("broadcast to other nodes"))
+            return
+        self.post(self.key("all"), pack(Kind.BROADCAST, self.node, {"except": list(exclude)},
+                                        data))
+
+    def send(self, client_id: int, data: str | bytes) -> None:
+        """To a connection that is not open here; safe from any thread.
+        Raises ``Error(QUEUE)`` for an id of this node, ``Error(BACKPLANE)``
+        while degraded; other failures are reported to ``on_error``."""
+        node = client_id >> NODE_SHIFT
+        if node == self.node or node == 0:
+            raise gone(client_id)
+        if self.state is not State.UP:
+            error = self._unreachable(f"message to client {client_id}", client_id)
+            self.portal.call(self._count_lost)
+            raise error
+        if self._outbox_bytes > MAX_OUTBOX:
+            raise Error(f"message to client {client_id} not sent: {self._outbox_bytes} bytes "
+                        "wait for the backplane", ErrorKind.BACKPLANE, connection_id=client_id)
+        packet = pack(Kind.SEND, self.node, {"to": client_id}, data)
+        if self.portal.in_trio_thread():
+            self.post(self.channel(node), packet, client_id)
+        else:
+            self.portal.run_soon(self.post, self.channel(node), packet, client_id,
+                                 size=len(packet))
+
+    def _count_lost(self) -> None:
+        self.lost += 1
+        self._lost_in_outage += 1
+
+    def ids(self) -> frozenset[int]:
+        ids = frozenset(self.registry.open)
+        for remote in list(self._remote.values()):
+            ids |= remote
+        return ids
+
+    def knows(self, client_id: int) -> bool:
+        return client_id in self._remote.get(client_id >> NODE_SHIFT, ())
+
+    def count(self) -> int:
+        return len(self.registry.open) + sum(map(len, list(self._remote.values())))
+
+    def close(self, client_id: int, code: int, reason: str) -> None:
+        """Close a connection of another node (rooms' ``ctx.close``)."""
+        if self.state is State.UP:
+            self.post(self.channel(client_id >> NODE_SHIFT),
+                      pack(Kind.CLOSE, self.node, {"id": client_id, "code": code,
+                                                   "reason": reason}))
+
+    # -- publishing ------------------------------------------------------------------
+
+    def post(self, channel: str, packet: bytes, client_id: int = 0) -> None:
+        """Queue one publish; ``client_id`` names the one recipient, if any
+        (a node with no subscriber means that client is gone)."""
+        self._outbox.append((channel, packet, client_id))
+        self._outbox_bytes += len(packet)
+        self._wake.set()
+
+    def post_to(self, node: int, kind: Kind, head: dict[str, Any],
+                data: str | bytes | None = None) -> None:
+        """Queue a packet for one node (layers above: rooms)."""
+        self.post(self.channel(node), pack(kind, self.node, head, data))
+
+    async def _publisher(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            batch, self._outbox, self._outbox_bytes = self._outbox, [], 0
+            if self.state is not State.UP:
+                self._fail(batch)
+                continue
+            try:
+                async with self.client.pipeline(transaction=False) as pipe:
+                    replies = [pipe.publish(channel, packet) for channel, packet, _ in batch]
+                counts = [await reply for reply in replies]
+            except Exception as exc:
+                cause = failure(exc)
+                if cause is None:
+                    raise
+                self._lost(cause)
+                self._fail(batch)
+                continue
+            for (_, _, client_id), received in zip(batch, counts, strict=True):
+                if client_id and not received:  # no node listens there
+                    self._report(Error(f"client {client_id} is not connected: its node "
+                                       f"{client_id >> NODE_SHIFT} is gone; message not sent",
+                                       ErrorKind.QUEUE, connection_id=client_id))
+
+    def _fail(self, batch: list[tuple[str, bytes, int]]) -> None:
+        for _, _, client_id in batch:
+            what = f"message to client {client_id}" if client_id else "message to another node"
+            self._drop(self._unreachable(what, client_id or None))
+
+    # -- receiving ---------------------------------------------------------------------
+
+    async def _subscriber(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                          ) -> None:
+        first = True
+        delay = BACKOFF_MIN
+        while not self._stopping:
+            try:
+                async with self.client.pubsub(
+                    channels=[self.channel(self.node), self.key("all")], retry_policy=None,
+                    ignore_subscribe_messages=True,
+                ) as pubsub:
+                    if first:
+                        first = False
+                        task_status.started()
+                    else:
+                        self._back()
+                    delay = BACKOFF_MIN
+                    with self._stoppable_scope():
+                        async for message in pubsub:
+                            if message["type"] == "message":
+                                self._receive(message["data"])
+                if self._stopping:
+                    return
+                cause: BaseException = ConnectionError("subscription ended")
+            except Exception as exc:
+                found = failure(exc)
+                if first or found is None:
+                    raise
+                cause = found
+            self._lost(cause)
+            with self._stoppable_scope():
+                await trio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, BACKOFF_MAX)
+
+    def _receive(self, raw: bytes) -> None:
+        try:
+            packet = unpack(raw)
+        except ValueError as exc:
+            log.warning("backplane: dropped a packet: %s", exc)
+            return
+        try:
+            _handle(self, packet)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("backplane: dropped a malformed %s packet from node %d (%r)",
+                        packet.kind.name, packet.origin, exc)
+
+    # -- heartbeat -----------------------------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        tick = self.lease / 5
+        while True:
+            await trio.sleep(tick)
+            if self.state is not State.UP:
+                continue
+            try:
+                await _beat(self)
+            except Exception as exc:
+                cause = failure(exc)
+                if cause is None:
+                    raise
+                self._lost(cause)
+
+    async def _write_ids(self, ms: int) -> None:
+        ids = frozenset(self.registry.open)
+        await self.client.set(self.key("ids", self.node), _pack_ids(ids), px=ms)
+        self._written = ids
+
+    # -- keys for layers above -------------------------------------------------------
+
+    async def claim(self, key: str, holder: str, ms: int) -> str | None:
+        """Claim ``key`` for ``holder`` for ``ms`` ms unless another holds it;
+        returns the holder afterwards."""
+        return _text(await self.client.eval(_CLAIM, keys=[key], args=[holder, ms]))
+
+    async def release(self, key: str, holder: str) -> None:
+        """Delete ``key`` if ``holder`` holds it."""
+        await self.client.eval(_RELEASE, keys=[key], args=[holder])
+
+    def __repr__(self) -> str:
+        return f"<wskit Redis backplane {redact(self.url)} node {self.node} {self.state.value}>"
+
+
+def _handle(bp: RedisBackplane, packet: Packet) -> None:
+    """Do what a packet from another node asks."""
+    head, data = packet.head, packet.data
+    if packet.origin not in bp.live:  # heard from before any heartbeat saw it: alive
+        bp._remote.setdefault(packet.origin, frozenset())
+        bp.live |= {packet.origin}
+    if packet.kind is Kind.SEND:
+        target = int(head["to"])
+        outlet = bp.registry.get(target)
+        if outlet is None or data is None:
+            bp.post_to(packet.origin, Kind.GONE, {"id": target})
+            return
+        try:
+            outlet.send(data)
+        except Error as err:
+            bp.post_to(packet.origin, Kind.GONE, {"id": target, "error": str(err)})
+    elif packet.kind is Kind.BROADCAST:
+        if packet.origin != bp.node and data is not None:
+            fan_out(bp.registry.open.values(), data,
+                    frozenset(map(int, head["except"])))
+    elif packet.kind is Kind.GONE:
+        client_id = int(head["id"])
+        message = head.get("error")
+        bp._report(Error(f"{message}; reported by node {packet.origin}" if message else
+                           f"client {client_id} is not connected (it closed, or never "
+                           f"existed): message not sent; reported by node {packet.origin}",
+                           ErrorKind.QUEUE, connection_id=client_id))
+    elif packet.kind is Kind.CLOSE:
+        outlet = bp.registry.get(int(head["id"]))
+        if outlet is not None:
+            outlet.close(int(head["code"]), str(head["reason"]))
+    else:
+        handler = bp.handlers.get(packet.kind)
+        if handler is not None:
+            handler(packet)
+
+
+async def _beat(bp: RedisBackplane) -> None:
+    """One heartbeat: renew this node's keys, read the others'."""
+    ms = int(bp.lease * 1000)
+    node = bp.node
+    ids = frozenset(bp.registry.open)
+    async with bp.client.pipeline(transaction=False) as pipe:
+        claim = pipe.eval(_CLAIM, keys=[bp.key("node", node), bp.key("node-counter")],
+                          args=[bp._token, ms, node])
+        if ids != bp._written:
+            pipe.set(bp.key("ids", node), _pack_ids(ids), px=ms)
+        else:
+            pipe.pexpire(bp.key("ids", node), ms)
+        pipe.sadd(bp.key("nodes"), [node])
+        members = pipe.smembers(bp.key("nodes"))
+    bp._written = ids
+    if _text(await claim) != bp._token:
+        log.error("backplane: node number %d was taken by another node while Redis was "
+                  "unreachable: connection ids may collide until this node restarts", node)
+    # A node is dead once its keys have been seen missing, while we are
+    # connected, for a whole lease: a Redis that restarted empty lists
+    # nobody until each node's next beat.
+    now = trio.current_time()
+    others = sorted({int(m) for m in await members} - {node} | set(bp._remote))
+    values = await bp.client.mget([bp.key("ids", n) for n in others]) if others else ()
+    remote: dict[int, frozenset[int]] = {}
+    dead: list[int] = []
+    for number, value in zip(others, values, strict=True):
+        if value is not None:
+            remote[number] = _unpack_ids(value)
+            bp.missing.pop(number, None)
+        elif now - bp.missing.setdefault(number, now) < bp.lease:
+            remote[number] = bp._remote.get(number, frozenset())  # not yet written again
+        else:
+            dead.append(number)
+            del bp.missing[number]
+    if dead:
+        await bp.client.srem(bp.key("nodes"), dead)
+        log.info("backplane: node%s %s gone", "s" if len(dead) > 1 else "",
+                 ", ".join(map(str, dead)))
+    bp._remote = remote
+    bp.live = frozenset(remote) | {node}
+    for hook in list(bp.tick_hooks):
+        await hook()
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode()
+    return None if value is None else str(value)
