@@ -30,10 +30,11 @@ from .._worker import (
     tag_records,
 )
 from ..rooms import Rooms
-from . import serve
 from .logs import setup_logging
 from .options import UsageError, count, settings_from
 from .rooms import rooms_options, wrap_rooms
+from .serve import cmd_serve as serve_in_this_process
+from .serve import load_factory, server_tls, split_target
 
 __all__ = ["add_workers_options", "cmd_serve"]
 
@@ -55,16 +56,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return serve_worker(args)
     if args.workers > 1:
         return supervise(args)
-    return serve.cmd_serve(args)
+    return serve_in_this_process(args)
 
 
 def supervise(args: argparse.Namespace) -> int:
     """The supervisor: check, bind, run N workers until SIGINT/SIGTERM."""
     workers: int = args.workers
-    serve.split_target(args.target)
+    split_target(args.target)
     rooms_options(args)
     settings = settings_from(args)
-    serve.server_tls(args)  # bad TLS files: one error now, not one per worker
+    server_tls(args)  # bad TLS files: one error now, not one per worker
     if args.rooms and settings.backplane is None:
         raise UsageError(rooms_need_backplane(workers))
     setup_logging(args.log_level, args.log_format, log_format(None))
@@ -101,7 +102,7 @@ def serve_worker(args: argparse.Namespace) -> int:
     link = WorkerLink(seat)
     settings = link.payload() or settings_from(args)
     try:
-        factory = serve.load_factory(args.target)
+        factory = load_factory(args.target)
     except UsageError:
         raise
     except Exception:
@@ -112,7 +113,7 @@ def serve_worker(args: argparse.Namespace) -> int:
     shared = settings.backplane is not None or seat.count == 1
     if not shared and isinstance(factory, Rooms):
         raise UsageError(rooms_need_backplane(seat.count))
-    ssl_context = serve.server_tls(args)
+    ssl_context = server_tls(args)
     try:
         sockets = link.listening_sockets()
     except Error as err:
