@@ -105,7 +105,14 @@ _VALUED = (
 
 
 #: Settings that only a server uses: not offered by ``wskit client``.
-_SERVER_ONLY = frozenset({"max_connections", "allowed_origins", "trust_proxy_headers"})
+_SERVER_ONLY = frozenset({"max_connections", "allowed_origins", "trust_proxy_headers",
+                          "proxy_hops", "proxy_header", "metrics_path", "health_path",
+                          "backplane", "backplane_lease"})
+#: What ``--help`` shows after a valued option (``SECONDS`` when not listed:
+#: the timeouts, intervals and the lease).
+_METAVARS = {"max_connections": "N", "max_message_size": "BYTES", "max_send_queue": "BYTES",
+             "proxy_hops": "N", "proxy_header": "HEADER", "metrics_path": "PATH",
+             "health_path": "PATH", "backplane": "URL"}
 
 
 def add_settings(parser: argparse.ArgumentParser, *, server: bool = True) -> None:
@@ -115,7 +122,8 @@ def add_settings(parser: argparse.ArgumentParser, *, server: bool = True) -> Non
     for flag, field, parse, help_text in _VALUED:
         if not server and field in _SERVER_ONLY:
             continue
-        group.add_argument(flag, dest=f"setting_{field}", type=parse, metavar="VALUE",
+        group.add_argument(flag, dest=f"setting_{field}", type=parse,
+                           metavar=_METAVARS.get(field, "SECONDS"),
                            default=argparse.SUPPRESS, help=help_text)
     group.add_argument("--no-compression", dest="setting_compression", action="store_const",
                        const=None, default=argparse.SUPPRESS,
