@@ -131,14 +131,22 @@ def split_target(target: str) -> tuple[str, str]:
         raise UsageError(str(err)) from err
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    """``wskit serve module:factory``."""
+def import_app(target: str) -> FactoryLike | None:
+    """:func:`load_factory`; an application that raises while it is imported
+    gets its traceback and one line on stderr, and ``None`` back (exit 1)."""
     try:
-        factory = load_factory(args.target)
+        return load_factory(target)
     except UsageError:
         raise
     except Exception:
         traceback.print_exc()
-        print(f"wskit: error: importing {args.target} raised (see above)", file=sys.stderr)
+        print(f"wskit: error: importing {target} raised (see above)", file=sys.stderr)
+        return None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``wskit serve module:factory``."""
+    factory = import_app(args.target)
+    if factory is None:
         return 1
     return _run_server(wrap_rooms(factory, args), args)

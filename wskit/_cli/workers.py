@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import traceback
 
 import trio
 
@@ -34,7 +33,7 @@ from .logs import setup_logging
 from .options import UsageError, count, settings_from
 from .rooms import rooms_options, wrap_rooms
 from .serve import cmd_serve as serve_in_this_process
-from .serve import load_factory, server_tls, split_target
+from .serve import import_app, server_tls, split_target
 
 __all__ = ["add_workers_options", "cmd_serve"]
 
@@ -101,15 +100,10 @@ def serve_worker(args: argparse.Namespace) -> int:
     tag_records(seat)
     link = WorkerLink(seat)
     settings = link.payload() or settings_from(args)
-    try:
-        factory = load_factory(args.target)
-    except UsageError:
-        raise
-    except Exception:
-        traceback.print_exc()
-        print(f"wskit: error: importing {args.target} raised (see above)", file=sys.stderr)
+    loaded = import_app(args.target)
+    if loaded is None:
         return 1
-    factory = wrap_rooms(factory, args)
+    factory = wrap_rooms(loaded, args)
     shared = settings.backplane is not None or seat.count == 1
     if not shared and isinstance(factory, Rooms):
         raise UsageError(rooms_need_backplane(seat.count))
