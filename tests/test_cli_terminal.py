@@ -130,8 +130,11 @@ def client_on_a_terminal(url: str, *args: str) -> Iterator[Terminal]:
     os.close(slave)
     terminal = Terminal(master, proc)
     try:
-        terminal.wait_for(lambda: terminal.lines()[:1] == [
-            f"connected to {url}; type lines to send, /help for commands"], "connected")
+        # Type only once the prompt is drawn, as a person would: keys typed
+        # before it are echoed by the terminal ahead of the "> ".
+        terminal.wait_for(lambda: terminal.lines()[:2] == [
+            f"connected to {url}; type lines to send, /help for commands", ">"],
+            "connected, and the prompt")
         yield terminal
     finally:
         if proc.poll() is None:
