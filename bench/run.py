@@ -449,8 +449,11 @@ def start_pinned(cmd: list[str], core: str, log_name: str) -> subprocess.Popen[b
     logs.mkdir(parents=True, exist_ok=True)
     with open(logs / log_name, "w") as log:
         return subprocess.Popen(
-            ["taskset", "-c", core, *cmd], stdout=log, stderr=subprocess.STDOUT,
-            env=child_env(), cwd=REPO,
+            ["taskset", "-c", core, *cmd],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=child_env(),
+            cwd=REPO,
         )
 
 
@@ -482,8 +485,19 @@ def start_redis(core: str) -> tuple[subprocess.Popen[bytes], int]:
     if exe is None:
         raise ServerFailed("redis-server not found (Debian: apt-get install redis-server)")
     port = free_port()
-    cmd = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-           "no", "--dir", str(BUILD)]
+    cmd = [
+        exe,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(BUILD),
+    ]
     proc = start_pinned(cmd, core, "cluster-redis.log")
     wait_port(port, proc)
     return proc, port
@@ -516,8 +530,11 @@ def run_cluster_workload(p: Profile) -> list[Row]:
             ports = [free_port() for _ in range(nodes)]
             script = str(BENCH / "servers" / CLUSTER_SCRIPT)
             nodes_procs = [
-                start_pinned([sys.executable, script, "--port", str(port), *extra],
-                             SERVER_CORE, f"cluster-{nodes}-node{i}.log")
+                start_pinned(
+                    [sys.executable, script, "--port", str(port), *extra],
+                    SERVER_CORE,
+                    f"cluster-{nodes}-node{i}.log",
+                )
                 for i, port in enumerate(ports)
             ]
             procs += nodes_procs
@@ -526,15 +543,30 @@ def run_cluster_workload(p: Profile) -> list[Row]:
             pids = ",".join(str(proc.pid) for proc in procs)
             for row in mode_rows:
                 for _ in range(p.reps):
-                    cmd = [sys.executable, str(BENCH / "clients" / CLUSTER_CLIENT),
-                           "--mode", row.variant, "--ports", ",".join(map(str, ports)),
-                           "--receivers", str(CLUSTER_RECEIVERS), "--pairs", str(CLUSTER_PAIRS),
-                           "--inflight", str(CLUSTER_INFLIGHT), *timing_args(p),
-                           "--stat-pids", pids]
+                    cmd = [
+                        sys.executable,
+                        str(BENCH / "clients" / CLUSTER_CLIENT),
+                        "--mode",
+                        row.variant,
+                        "--ports",
+                        ",".join(map(str, ports)),
+                        "--receivers",
+                        str(CLUSTER_RECEIVERS),
+                        "--pairs",
+                        str(CLUSTER_PAIRS),
+                        "--inflight",
+                        str(CLUSTER_INFLIGHT),
+                        *timing_args(p),
+                        "--stat-pids",
+                        pids,
+                    ]
                     try:
                         out = subprocess.run(
-                            ["taskset", "-c", LOADGEN_CORE, *cmd], capture_output=True,
-                            text=True, env=child_env(), timeout=p.warmup + p.duration + 90,
+                            ["taskset", "-c", LOADGEN_CORE, *cmd],
+                            capture_output=True,
+                            text=True,
+                            env=child_env(),
+                            timeout=p.warmup + p.duration + 90,
                         )
                         result = last_json(out.stdout)
                         if out.returncode != 0:
@@ -571,8 +603,22 @@ def redis_publish_row(p: Profile) -> Row:
         # command is given explicitly: 50 clients, one command in flight each,
         # a 64-byte message to a channel nobody subscribes to.
         n = max(20_000, int(40_000 * p.duration))
-        cmd = ["taskset", "-c", LOADGEN_CORE, bench_exe, "-p", str(port), "-c", "50", "-n",
-               str(n), "--csv", "publish", "bench", REDIS_PUBLISH_PAYLOAD]
+        cmd = [
+            "taskset",
+            "-c",
+            LOADGEN_CORE,
+            bench_exe,
+            "-p",
+            str(port),
+            "-c",
+            "50",
+            "-n",
+            str(n),
+            "--csv",
+            "publish",
+            "bench",
+            REDIS_PUBLISH_PAYLOAD,
+        ]
         for _ in range(p.reps):
             t0, cpu0 = time.perf_counter(), cpu_seconds(redis.pid)
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
@@ -582,11 +628,16 @@ def redis_publish_row(p: Profile) -> Row:
                 row.reps.append({"ok": False, "error": out.stderr.strip()[-200:] or "no CSV"})
                 continue
             cells = [c.strip('"') for c in lines[-1].split(",")]
-            row.reps.append({
-                "ok": True, "deliveries_per_s": float(cells[1]),
-                "p50_us": float(cells[4]) * 1000, "p99_us": float(cells[6]) * 1000,
-                "server_cpu_share": cpu / elapsed, "command": shlex.join(cmd[3:]),
-            })
+            row.reps.append(
+                {
+                    "ok": True,
+                    "deliveries_per_s": float(cells[1]),
+                    "p50_us": float(cells[4]) * 1000,
+                    "p99_us": float(cells[6]) * 1000,
+                    "server_cpu_share": cpu / elapsed,
+                    "command": shlex.join(cmd[3:]),
+                }
+            )
     finally:
         stop_all([redis])
     summarize(row, "deliveries_per_s", True, "server_cpu_share")
@@ -623,13 +674,24 @@ def render_cluster(rows: list[Row]) -> list[str]:
             continue
         s = r.summary
         fig, b = key_figure(r, WORKLOADS["fan-out"]), base.get(r.variant)
-        out.append("| " + " | ".join([
-            r.server, r.variant, fmt(s["median"]),
-            f"{fmt(s['min'])}-{fmt(s['max'])}" if s["n"] > 1 else "",
-            fmt(s.get("per_core")), pct(s.get("cpu_share")), pct(med(r, "client_cpu_share")),
-            fmt(med(r, "p50_us")), fmt(med(r, "p99_us")),
-            f"{fig / b:.2f}" if fig and b and r.variant != "publish" else "—",
-        ]) + " |")
+        out.append(
+            "| "
+            + " | ".join(
+                [
+                    r.server,
+                    r.variant,
+                    fmt(s["median"]),
+                    f"{fmt(s['min'])}-{fmt(s['max'])}" if s["n"] > 1 else "",
+                    fmt(s.get("per_core")),
+                    pct(s.get("cpu_share")),
+                    pct(med(r, "client_cpu_share")),
+                    fmt(med(r, "p50_us")),
+                    fmt(med(r, "p99_us")),
+                    f"{fig / b:.2f}" if fig and b and r.variant != "publish" else "—",
+                ]
+            )
+            + " |"
+        )
     return out
 
 

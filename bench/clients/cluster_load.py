@@ -44,16 +44,20 @@ class Window:
 
 
 async def open_conn(port: int) -> tuple[ClientConnection, int]:
-    ws = await connect(f"ws://127.0.0.1:{port}/", compression=None, max_queue=None,
-                       ping_interval=None, max_size=2**24)
+    ws = await connect(
+        f"ws://127.0.0.1:{port}/",
+        compression=None,
+        max_queue=None,
+        ping_interval=None,
+        max_size=2**24,
+    )
     hello = str(await ws.recv())
     return ws, int(hello.split()[1])
 
 
 async def broadcast(args: argparse.Namespace, win: Window) -> None:
     sender, _ = await open_conn(args.ports[0])
-    receivers = [await open_conn(args.ports[i % len(args.ports)])
-                 for i in range(args.receivers)]
+    receivers = [await open_conn(args.ports[i % len(args.ports)]) for i in range(args.receivers)]
     await asyncio.sleep(1.0)  # every node's view of the cluster settles
     far = args.ports[-1]
     got: dict[int, int] = {}
@@ -77,8 +81,10 @@ async def broadcast(args: argparse.Namespace, win: Window) -> None:
         async for _ in ws:
             pass
 
-    tasks = [asyncio.create_task(receive(ws, args.ports[i % len(args.ports)] == far))
-             for i, (ws, _) in enumerate(receivers)]
+    tasks = [
+        asyncio.create_task(receive(ws, args.ports[i % len(args.ports)] == far))
+        for i, (ws, _) in enumerate(receivers)
+    ]
     tasks.append(asyncio.create_task(drain_own(sender)))
 
     async def send() -> None:
@@ -123,8 +129,11 @@ async def direct(args: argparse.Namespace, win: Window) -> None:
             async for _ in ws:
                 pass
 
-        tasks += [asyncio.create_task(receive(r, slots)), asyncio.create_task(send(s, rid, slots)),
-                  asyncio.create_task(drain(s))]
+        tasks += [
+            asyncio.create_task(receive(r, slots)),
+            asyncio.create_task(send(s, rid, slots)),
+            asyncio.create_task(drain(s)),
+        ]
     await measure(args, win)
     for t in tasks:
         t.cancel()
@@ -145,7 +154,9 @@ async def measure(args: argparse.Namespace, win: Window) -> None:
     shares = [(b - a) / elapsed for a, b in zip(cpu0, cpu1, strict=True)]
     lat = sorted(win.latency)
     result: dict[str, Any] = {
-        "ok": win.deliveries > 0, "mode": args.mode, "window_s": round(elapsed, 3),
+        "ok": win.deliveries > 0,
+        "mode": args.mode,
+        "window_s": round(elapsed, 3),
         "deliveries_per_s": win.deliveries / elapsed,
         "client_cpu_share": shares[0],
         "server_cpu_shares": shares[1:],
