@@ -283,7 +283,10 @@ def main() -> None:
     procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start_redis() -> None:
-        procs["redis"] = subprocess.Popen(redis_cmd, stdout=subprocess.DEVNULL)
+        # Its log says when it drops a subscriber that fell behind (output
+        # buffer limits): a loss no node would otherwise see.
+        with (workdir / "soak_redis.log").open("ab") as log:
+            procs["redis"] = subprocess.Popen(redis_cmd, stdout=log)
         wait_port(redis_port)
 
     def stop_redis() -> None:

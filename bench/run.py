@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import signal
 import socket
 import statistics
@@ -62,6 +63,16 @@ CLIENT_SERVER = "bare_wsproto"  # the one fixed server the clients talk to
 
 IDLE_CONNS = 5000
 FANOUT_CONNS = 500
+
+# The cluster workload (not in the default set: it needs redis-server).
+CLUSTER = "cluster"
+CLUSTER_SCRIPT = "wskit_cluster_server.py"
+CLUSTER_CLIENT = "cluster_load.py"
+CLUSTER_RECEIVERS = 100  # broadcast: receivers, round-robin over the nodes
+CLUSTER_PAIRS = 32  # send-by-id: sender on the first node, partner on the last
+CLUSTER_INFLIGHT = 4
+CLUSTER_CONFIGS = {"1 node": 1, "2 nodes + Redis": 2}
+REDIS_PUBLISH_PAYLOAD = "x" * 64
 
 
 @dataclass(frozen=True)
@@ -430,6 +441,260 @@ def summarize(row: Row, metric: str, per_core: bool, share_key: str) -> None:
     row.summary = {k: v for k, v in s.items() if v is not None}
 
 
+# ---------------------------------------------------------------- cluster
+
+
+def start_pinned(cmd: list[str], core: str, log_name: str) -> subprocess.Popen[bytes]:
+    logs = BUILD / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / log_name, "w") as log:
+        return subprocess.Popen(
+            ["taskset", "-c", core, *cmd],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=child_env(),
+            cwd=REPO,
+        )
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServerFailed(f"exited at start (code {proc.returncode}): see {BUILD / 'logs'}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.05)
+    raise ServerFailed(f"port {port} not listening after {timeout:.0f} s")
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def start_redis(core: str) -> tuple[subprocess.Popen[bytes], int]:
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise ServerFailed("redis-server not found (Debian: apt-get install redis-server)")
+    port = free_port()
+    cmd = [
+        exe,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(BUILD),
+    ]
+    proc = start_pinned(cmd, core, "cluster-redis.log")
+    wait_port(port, proc)
+    return proc, port
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_cluster_workload(p: Profile) -> list[Row]:
+    """Broadcast and send-by-id on one plain node and on 2 nodes + Redis; Redis' PUBLISH.
+
+    Every server process (the nodes and redis-server) shares core 1 and the
+    Python load client runs on core 0, so *per core* is deliveries per core
+    of server-side work, summed over the processes, comparable between the
+    configurations.
+    """
+    rows: list[Row] = []
+    for label, nodes in CLUSTER_CONFIGS.items():
+        procs: list[subprocess.Popen[bytes]] = []
+        mode_rows = [Row(CLUSTER, label, variant=v) for v in ("broadcast", "direct")]
+        try:
+            extra: list[str] = []
+            if nodes > 1:
+                redis, redis_port = start_redis(SERVER_CORE)
+                procs.append(redis)
+                extra = ["--backplane", f"redis://127.0.0.1:{redis_port}/0"]
+            ports = [free_port() for _ in range(nodes)]
+            script = str(BENCH / "servers" / CLUSTER_SCRIPT)
+            nodes_procs = [
+                start_pinned(
+                    [sys.executable, script, "--port", str(port), *extra],
+                    SERVER_CORE,
+                    f"cluster-{nodes}-node{i}.log",
+                )
+                for i, port in enumerate(ports)
+            ]
+            procs += nodes_procs
+            for port, proc in zip(ports, nodes_procs, strict=True):
+                wait_port(port, proc)
+            pids = ",".join(str(proc.pid) for proc in procs)
+            for row in mode_rows:
+                for _ in range(p.reps):
+                    cmd = [
+                        sys.executable,
+                        str(BENCH / "clients" / CLUSTER_CLIENT),
+                        "--mode",
+                        row.variant,
+                        "--ports",
+                        ",".join(map(str, ports)),
+                        "--receivers",
+                        str(CLUSTER_RECEIVERS),
+                        "--pairs",
+                        str(CLUSTER_PAIRS),
+                        "--inflight",
+                        str(CLUSTER_INFLIGHT),
+                        *timing_args(p),
+                        "--stat-pids",
+                        pids,
+                    ]
+                    try:
+                        out = subprocess.run(
+                            ["taskset", "-c", LOADGEN_CORE, *cmd],
+                            capture_output=True,
+                            text=True,
+                            env=child_env(),
+                            timeout=p.warmup + p.duration + 90,
+                        )
+                        result = last_json(out.stdout)
+                        if out.returncode != 0:
+                            err = out.stderr.strip().splitlines()
+                            result = {"ok": False, "error": err[-1] if err else "client failed"}
+                    except subprocess.TimeoutExpired:
+                        result = {"ok": False, "error": "client timed out"}
+                    row.reps.append(result)
+                summarize(row, "deliveries_per_s", True, "server_cpu_share")
+        except ServerFailed as exc:
+            for row in mode_rows:
+                row.status, row.reason = "skipped", str(exc)
+        finally:
+            stop_all(procs)
+        rows += mode_rows
+    rows.append(redis_publish_row(p))
+    return rows
+
+
+def redis_publish_row(p: Profile) -> Row:
+    """redis-benchmark's PUBLISH rate on this machine: the ceiling for a backplane."""
+    row = Row(CLUSTER, "redis-benchmark PUBLISH", variant="publish")
+    bench_exe = shutil.which("redis-benchmark")
+    if bench_exe is None:
+        row.status, row.reason = "skipped", "redis-benchmark not found (Debian: redis-tools)"
+        return row
+    try:
+        redis, port = start_redis(SERVER_CORE)
+    except ServerFailed as exc:
+        row.status, row.reason = "skipped", str(exc)
+        return row
+    try:
+        # `-t publish` is not one of redis-benchmark's built-in tests, so the
+        # command is given explicitly: 50 clients, one command in flight each,
+        # a 64-byte message to a channel nobody subscribes to.
+        n = max(20_000, int(40_000 * p.duration))
+        cmd = [
+            "taskset",
+            "-c",
+            LOADGEN_CORE,
+            bench_exe,
+            "-p",
+            str(port),
+            "-c",
+            "50",
+            "-n",
+            str(n),
+            "--csv",
+            "publish",
+            "bench",
+            REDIS_PUBLISH_PAYLOAD,
+        ]
+        for _ in range(p.reps):
+            t0, cpu0 = time.perf_counter(), cpu_seconds(redis.pid)
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+            elapsed, cpu = time.perf_counter() - t0, cpu_seconds(redis.pid) - cpu0
+            lines = [ln for ln in out.stdout.splitlines() if ln.startswith('"publish')]
+            if not lines:
+                row.reps.append({"ok": False, "error": out.stderr.strip()[-200:] or "no CSV"})
+                continue
+            cells = [c.strip('"') for c in lines[-1].split(",")]
+            row.reps.append(
+                {
+                    "ok": True,
+                    "deliveries_per_s": float(cells[1]),
+                    "p50_us": float(cells[4]) * 1000,
+                    "p99_us": float(cells[6]) * 1000,
+                    "server_cpu_share": cpu / elapsed,
+                    "command": shlex.join(cmd[3:]),
+                }
+            )
+    finally:
+        stop_all([redis])
+    summarize(row, "deliveries_per_s", True, "server_cpu_share")
+    return row
+
+
+def render_cluster(rows: list[Row]) -> list[str]:
+    def med(r: Row, key: str) -> float | None:
+        vals = [float(x[key]) for x in r.reps if x.get("ok") and x.get(key) is not None]
+        return statistics.median(vals) if vals else None
+
+    out = [
+        "",
+        f"## {CLUSTER}: deliveries/s, higher is better",
+        "",
+        f"*broadcast*: one sender on the first node, {CLUSTER_RECEIVERS} receivers round-robin "
+        f"over the nodes, {CLUSTER_INFLIGHT} broadcasts in flight. *direct*: "
+        f"{CLUSTER_PAIRS} senders on the first node each send by id to a partner on the last "
+        f"node, {CLUSTER_INFLIGHT} in flight each. Latency is send to receive, for receivers "
+        "on the last node (cross-node with 2 nodes). Servers and redis-server share core 1 "
+        "(*server CPU* is their sum, *per core* divides by it); the Python load client runs "
+        "on core 0 (*client CPU*). *publish* is redis-benchmark's PUBLISH (50 clients, "
+        "64 bytes, no subscriber) against a fresh redis-server on core 1: the ceiling for "
+        "what a backplane can publish.",
+        "",
+        "| setup | traffic | median | min-max | per core | server CPU | client CPU | "
+        "p50 µs | p99 µs | ÷ 1 node (per core) |",
+        "|" + "---|" * 10,
+    ]
+    base = {r.variant: key_figure(r, WORKLOADS["fan-out"]) for r in rows if r.server == "1 node"}
+    for r in rows:
+        if r.status != "ok":
+            out.append(f"| {r.server} | {r.variant} | {r.status}: {r.reason} |" + " |" * 7)
+            continue
+        s = r.summary
+        fig, b = key_figure(r, WORKLOADS["fan-out"]), base.get(r.variant)
+        out.append(
+            "| "
+            + " | ".join(
+                [
+                    r.server,
+                    r.variant,
+                    fmt(s["median"]),
+                    f"{fmt(s['min'])}-{fmt(s['max'])}" if s["n"] > 1 else "",
+                    fmt(s.get("per_core")),
+                    pct(s.get("cpu_share")),
+                    pct(med(r, "client_cpu_share")),
+                    fmt(med(r, "p50_us")),
+                    fmt(med(r, "p99_us")),
+                    f"{fig / b:.2f}" if fig and b and r.variant != "publish" else "—",
+                ]
+            )
+            + " |"
+        )
+    return out
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -543,6 +808,8 @@ def render(rows: list[Row], meta: dict[str, Any]) -> str:
         "share: near 100% means the server, not the client, set the pace.",
     ]
     notes: list[str] = []
+    if any(r.workload == CLUSTER for r in rows):
+        out += render_cluster([r for r in rows if r.workload == CLUSTER])
     for wname in [w for w in WORKLOADS if any(r.workload == w for r in rows)]:
         w = WORKLOADS[wname]
         wrows = [r for r in rows if r.workload == wname]
@@ -575,7 +842,11 @@ def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="short windows, one repetition")
     ap.add_argument("--only", help=f"servers (and clients), comma-separated: {','.join(SERVERS)}")
-    ap.add_argument("--workloads", help=f"comma-separated: {','.join(WORKLOADS)}")
+    ap.add_argument(
+        "--workloads",
+        help=f"comma-separated: {','.join(WORKLOADS)}; also {CLUSTER} (needs redis-server, "
+        "not in the default set)",
+    )
     ap.add_argument("--reps", type=int, help="repetitions (default 3; --quick: 1)")
     ap.add_argument("--warmup", type=float, help="seconds of warm-up per repetition")
     ap.add_argument("--duration", type=float, help="seconds measured per repetition")
@@ -602,7 +873,9 @@ def main() -> None:
         reps=args.reps or base.reps,
     )
     servers = pick(args.only, SERVERS, "server")
-    workloads = pick(args.workloads, list(WORKLOADS), "workload")
+    workloads = pick(args.workloads, [*WORKLOADS, CLUSTER], "workload")
+    if not args.workloads:
+        workloads = [w for w in workloads if w != CLUSTER]
     started = dt.datetime.now(dt.UTC)
     t0 = time.monotonic()
     build_loadgen()
@@ -624,6 +897,9 @@ def main() -> None:
     }
     rows: list[Row] = []
     for wname in workloads:
+        if wname == CLUSTER:
+            rows += [progress(r) for r in run_cluster_workload(p)]
+            continue
         w = WORKLOADS[wname]
         if wname == "client":
             for variant in ["echo", "large"]:
