@@ -208,3 +208,14 @@ def run_example(script: str, tmp_path: Path, *args: str, server: bool = True,
         proc.wait()
         if proc.stdin is not None:
             proc.stdin.close()
+
+
+def drain(ws: ClientConnection, quiet: float = 0.6) -> list[str]:
+    """Every text message until ``quiet`` seconds pass without one."""
+    got: list[str] = []
+    with contextlib.suppress(TimeoutError):
+        while True:
+            message = ws.recv(timeout=quiet)
+            assert isinstance(message, str)
+            got.append(message)
+    return got

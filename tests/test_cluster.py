@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from _cli_helpers import Server, run, run_server
-from _procs import TIMEOUT, free_port, wait_for, ws_connect
+from _procs import TIMEOUT, drain, free_port, wait_for, ws_connect
 from _redis import RedisServer, redis_server
 from websockets.sync.client import ClientConnection
 
@@ -63,16 +63,6 @@ def ask(ws: ClientConnection, command: str, prefix: str) -> str:
         if answer.startswith(prefix):
             return answer[len(prefix):]
 
-
-def drain(ws: ClientConnection, quiet: float = 0.5) -> list[str]:
-    """Every message until ``quiet`` seconds pass without one."""
-    got: list[str] = []
-    with contextlib.suppress(TimeoutError):
-        while True:
-            message = ws.recv(timeout=quiet)
-            assert isinstance(message, str)
-            got.append(message)
-    return got
 
 
 def test_send_by_id_across_nodes(tmp_path: Path) -> None:

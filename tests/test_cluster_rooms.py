@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from _cli_helpers import Server, run_server
-from _procs import TIMEOUT, http_get, wait_for, ws_connect
+from _procs import TIMEOUT, drain, http_get, wait_for, ws_connect
 from _redis import RedisServer, redis_server
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
@@ -58,15 +58,6 @@ def until(ws: ClientConnection, prefix: str, timeout: float = TIMEOUT) -> str:
         if message.startswith(prefix):
             return message
 
-
-def drain(ws: ClientConnection, quiet: float = 0.6) -> list[str]:
-    got: list[str] = []
-    with contextlib.suppress(TimeoutError):
-        while True:
-            message = ws.recv(timeout=quiet)
-            assert isinstance(message, str)
-            got.append(message)
-    return got
 
 
 def node_number(node: Server) -> int:
