@@ -12,11 +12,9 @@ numbers stay below 2**21, so ids stay below 2**53: exact in JavaScript.
 
 Channels: each node subscribes to ``wskit:n:{n}`` (what is for it alone)
 and ``wskit:all`` (broadcasts). What a node sends goes through one
-publisher task that takes everything queued since its last round trip and
-pipelines it on one connection: what one node sends reaches each other node
-in the order it was sent (Redis keeps the order of one connection's
-commands, and pushes to a subscriber in order), and the fan-out on the
-receiving node encodes each frame once for all its clients.
+publisher task (``outbox.py``): what one node sends reaches each other node
+in the order it was sent, and the fan-out on the receiving node
+(``inbox.py``) encodes each frame once for all its clients.
 
 Keys, renewed every ``lease / 5`` seconds by the heartbeat: ``wskit:node:{n}``
 (the claim, ``PX lease``), ``wskit:ids:{n}`` (the ids open on that node, a
@@ -57,19 +55,17 @@ from .._io.portal import Portal
 from .._settings import redact
 from .backplane import gone
 from .delivery import fan_out
+from .inbox import receive
+from .outbox import MAX_OUTBOX, Outbox
 from .registry import Registry
-from .wire import Kind, Packet, pack, unpack
+from .wire import NODE_SHIFT, Kind, Packet, node_of, pack
 
 __all__ = ["NODE_SHIFT", "RedisBackplane", "State", "node_of"]
 
 log = logging.getLogger("wskit.cluster")
 
-#: Bits of an id below the node number.
-NODE_SHIFT = 32
 #: Node numbers wrap below this (ids stay under 2**53).
 MAX_NODE = 2**21 - 1
-#: Bytes queued for the publisher before a send raises ``Error(BACKPLANE)``.
-MAX_OUTBOX = 64 * 2**20
 #: Reconnection backoff bounds, seconds.
 BACKOFF_MIN, BACKOFF_MAX = 0.1, 2.0
 
@@ -92,11 +88,6 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-
-
-def node_of(client_id: int) -> int:
-    """The node number of the node that holds ``client_id``."""
-    return client_id >> NODE_SHIFT
 
 
 def failure(exc: BaseException) -> BaseException | None:
@@ -135,7 +126,8 @@ class RedisBackplane:
         self.lease = lease
         self.registry = registry
         self.portal = portal
-        self._report = report
+        #: ``on_error`` (``Hub.report``): a delivery failed after its send returned.
+        self.report = report
         #: This node's number (0 until registered).
         self.node = 0
         self.state = State.CONNECTING
@@ -156,9 +148,7 @@ class RedisBackplane:
         #: clock, counted only while connected).
         self.missing: dict[int, float] = {}
         self._written: frozenset[int] | None = None
-        self._outbox: list[tuple[str, bytes, int]] = []
-        self._outbox_bytes = 0
-        self._wake = trio.Event()
+        self.outbox = Outbox(report=report, lost=self._lost_message)
         # Shielded: the WebSocket's nursery being cancelled must not cancel
         # coredis' own tasks (its pub/sub fails while cleaning up after a
         # cancellation); stop() ends the node's tasks instead, in order.
@@ -274,11 +264,9 @@ class RedisBackplane:
                     if failure(exc) is None:
                         log.exception("backplane stop hook raised")
             try:
-                batch, self._outbox = self._outbox, []
+                batch = self.outbox.take()
                 if batch and was_up:  # the last words: leaves of rooms, closes
-                    async with self.client.pipeline(transaction=False) as pipe:
-                        for channel, packet, _ in batch:
-                            pipe.publish(channel, packet)
+                    await self.outbox.publish(self.client, batch)
                 await self.client.delete([self.key("ids", self.node)])
                 await self.client.srem(self.key("nodes"), [self.node])
                 await self.client.eval(_RELEASE, keys=[self.key("node", self.node)],
@@ -324,7 +312,10 @@ class RedisBackplane:
         """One cross-node message not sent: counted, handed to ``on_error``."""
         self.lost += 1
         self._lost_in_outage += 1
-        self._report(error)
+        self.report(error)
+
+    def _lost_message(self, what: str, client_id: int | None) -> None:
+        self._drop(self._unreachable(what, client_id))
 
     def _unreachable(self, what: str, client_id: int | None = None) -> Error:
         return Error(f"{what} not sent: the backplane ({redact(self.url)}) is unreachable "
@@ -352,8 +343,8 @@ class RedisBackplane:
             error = self._unreachable(f"message to client {client_id}", client_id)
             self.portal.call(self._count_lost)
             raise error
-        if self._outbox_bytes > MAX_OUTBOX:
-            raise Error(f"message to client {client_id} not sent: {self._outbox_bytes} bytes "
+        if self.outbox.size > MAX_OUTBOX:
+            raise Error(f"message to client {client_id} not sent: {self.outbox.size} bytes "
                         "wait for the backplane", ErrorKind.BACKPLANE, connection_id=client_id)
         packet = pack(Kind.SEND, self.node, {"to": client_id}, data)
         if self.portal.in_trio_thread():
@@ -388,46 +379,29 @@ class RedisBackplane:
     # -- publishing ------------------------------------------------------------------
 
     def post(self, channel: str, packet: bytes, client_id: int = 0) -> None:
-        """Queue one publish; ``client_id`` names the one recipient, if any
-        (a node with no subscriber means that client is gone)."""
-        self._outbox.append((channel, packet, client_id))
-        self._outbox_bytes += len(packet)
-        self._wake.set()
+        """Queue one publish (``Outbox.post``)."""
+        self.outbox.post(channel, packet, client_id)
 
     def post_to(self, node: int, kind: Kind, head: dict[str, Any],
                 data: str | bytes | None = None) -> None:
-        """Queue a packet for one node (layers above: rooms)."""
-        self.post(self.channel(node), pack(kind, self.node, head, data))
+        """Queue a packet for one node (replies; layers above: rooms)."""
+        self.outbox.post(self.channel(node), pack(kind, self.node, head, data))
 
     async def _publisher(self) -> None:
+        outbox = self.outbox
         while True:
-            await self._wake.wait()
-            self._wake = trio.Event()
-            batch, self._outbox, self._outbox_bytes = self._outbox, [], 0
+            batch = await outbox.next_batch()
             if self.state is not State.UP:
-                self._fail(batch)
+                outbox.fail(batch)
                 continue
             try:
-                async with self.client.pipeline(transaction=False) as pipe:
-                    replies = [pipe.publish(channel, packet) for channel, packet, _ in batch]
-                counts = [await reply for reply in replies]
+                await outbox.publish(self.client, batch)
             except Exception as exc:
                 cause = failure(exc)
                 if cause is None:
                     raise
                 self._lost(cause)
-                self._fail(batch)
-                continue
-            for (_, _, client_id), received in zip(batch, counts, strict=True):
-                if client_id and not received:  # no node listens there
-                    self._report(Error(f"client {client_id} is not connected: its node "
-                                       f"{client_id >> NODE_SHIFT} is gone; message not sent",
-                                       ErrorKind.QUEUE, connection_id=client_id))
-
-    def _fail(self, batch: list[tuple[str, bytes, int]]) -> None:
-        for _, _, client_id in batch:
-            what = f"message to client {client_id}" if client_id else "message to another node"
-            self._drop(self._unreachable(what, client_id or None))
+                outbox.fail(batch)
 
     # -- receiving ---------------------------------------------------------------------
 
@@ -450,7 +424,7 @@ class RedisBackplane:
                     with self._stoppable_scope():
                         async for message in pubsub:
                             if message["type"] == "message":
-                                self._receive(message["data"])
+                                receive(self, message["data"])
                 if self._stopping:
                     return
                 cause: BaseException = ConnectionError("subscription ended")
@@ -464,17 +438,11 @@ class RedisBackplane:
                 await trio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, BACKOFF_MAX)
 
-    def _receive(self, raw: bytes) -> None:
-        try:
-            packet = unpack(raw)
-        except ValueError as exc:
-            log.warning("backplane: dropped a packet: %s", exc)
-            return
-        try:
-            _handle(self, packet)
-        except (KeyError, TypeError, ValueError) as exc:
-            log.warning("backplane: dropped a malformed %s packet from node %d (%r)",
-                        packet.kind.name, packet.origin, exc)
+    def heard_from(self, node: int) -> None:
+        """A packet came from ``node``: alive, even before a heartbeat saw it."""
+        if node not in self.live:
+            self._remote.setdefault(node, frozenset())
+            self.live |= {node}
 
     # -- heartbeat -----------------------------------------------------------------------
 
@@ -510,43 +478,6 @@ class RedisBackplane:
 
     def __repr__(self) -> str:
         return f"<wskit Redis backplane {redact(self.url)} node {self.node} {self.state.value}>"
-
-
-def _handle(bp: RedisBackplane, packet: Packet) -> None:
-    """Do what a packet from another node asks."""
-    head, data = packet.head, packet.data
-    if packet.origin not in bp.live:  # heard from before any heartbeat saw it: alive
-        bp._remote.setdefault(packet.origin, frozenset())
-        bp.live |= {packet.origin}
-    if packet.kind is Kind.SEND:
-        target = int(head["to"])
-        outlet = bp.registry.get(target)
-        if outlet is None or data is None:
-            bp.post_to(packet.origin, Kind.GONE, {"id": target})
-            return
-        try:
-            outlet.send(data)
-        except Error as err:
-            bp.post_to(packet.origin, Kind.GONE, {"id": target, "error": str(err)})
-    elif packet.kind is Kind.BROADCAST:
-        if packet.origin != bp.node and data is not None:
-            fan_out(bp.registry.open.values(), data,
-                    frozenset(map(int, head["except"])))
-    elif packet.kind is Kind.GONE:
-        client_id = int(head["id"])
-        message = head.get("error")
-        bp._report(Error(f"{message}; reported by node {packet.origin}" if message else
-                           f"client {client_id} is not connected (it closed, or never "
-                           f"existed): message not sent; reported by node {packet.origin}",
-                           ErrorKind.QUEUE, connection_id=client_id))
-    elif packet.kind is Kind.CLOSE:
-        outlet = bp.registry.get(int(head["id"]))
-        if outlet is not None:
-            outlet.close(int(head["code"]), str(head["reason"]))
-    else:
-        handler = bp.handlers.get(packet.kind)
-        if handler is not None:
-            handler(packet)
 
 
 async def _beat(bp: RedisBackplane) -> None:

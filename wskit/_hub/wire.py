@@ -8,7 +8,7 @@ as it is, so a payload is never re-encoded::
 
     !B kind  !I origin node  !I head length  head (JSON)  !B text?  payload
 
-Ids are JSON numbers: they stay below 2**53 (see ``redis.NODE_SHIFT``).
+Ids are JSON numbers: they stay below 2**53 (see :data:`NODE_SHIFT`).
 Nothing here executes what it reads: a node trusts its Redis database, but
 a malformed packet is only logged and dropped.
 """
@@ -20,11 +20,21 @@ import json
 import struct
 from typing import Any, NamedTuple
 
-__all__ = ["Kind", "Packet", "pack", "unpack"]
+__all__ = ["NODE_SHIFT", "Kind", "Packet", "node_of", "pack", "unpack"]
+
+#: Bits of a connection id below its node number: a node reads from an id
+#: which node holds it (``id >> NODE_SHIFT``). Node numbers stay below
+#: 2**21, so ids stay below 2**53: exact in JSON and JavaScript.
+NODE_SHIFT = 32
 
 _HEAD = struct.Struct("!BII")
 _TEXT = b"\x01"
 _BINARY = b"\x00"
+
+
+def node_of(client_id: int) -> int:
+    """The node number of the node that holds ``client_id``."""
+    return client_id >> NODE_SHIFT
 
 
 class Kind(enum.IntEnum):
