@@ -177,3 +177,65 @@ async def test_on_persist_when_a_room_is_disposed_of() -> None:
         assert saved == [("kept", 2)]
         server.shutdown()
         clients.shutdown()
+
+
+async def test_a_room_of_another_node(redis: RedisServer) -> None:
+    """``b.comms.room(...)`` reaches a room node a owns (node b serves no
+    rooms): from the Trio thread and from another thread, in order; late
+    failures go to b's ``on_error`` with the message a local send raises."""
+
+    class Hello(wskit.RoomService):
+        def on_join(self, client: wskit.ClientId, ctx: wskit.RoomContext) -> None:
+            ctx.send(client, f"you are {int(client)}")
+
+    settings = wskit.Settings(backplane=redis.url, backplane_lease=0.5)
+    got: dict[int, list[str]] = {}
+
+    def member(out: wskit.Sender) -> object:
+        def on_message(msg: wskit.Message) -> None:
+            text = str(msg)
+            if text.startswith("you are "):
+                got[int(text[8:])] = mine
+            else:
+                mine.append(text)
+        mine: list[str] = []
+        return on_message
+
+    async with wskit.WebSocket(wskit.Rooms(Hello, grace=0), settings) as a, \
+            wskit.WebSocket(wskit.Handler, settings) as b, \
+            wskit.WebSocket(member) as clients:
+        _, port = await a.listen("127.0.0.1:0")
+        for _ in range(2):
+            await clients.connect(f"ws://127.0.0.1:{port}/ws/lobby")
+        room = b.comms.room("lobby")
+        await wait_until(lambda: len(room.clients) == 2 and len(got) == 2, "b sees 2 members")
+        first, second = room.clients
+        assert room.exists and b.comms.rooms == {"lobby"} and not b.comms.room("x").exists
+        assert set(got) == {first, second}
+
+        errors: list[wskit.Error] = []
+        b.comms.on_error = errors.append
+        room.send(wskit.Everyone, "everyone")
+        room.send(wskit.Except(first), "not first")
+        room.send((i for i in [second, 12345]), "a list")  # 12345: reported later
+        room.send(first, "one")
+        await trio.to_thread.run_sync(room.broadcast, "from a thread")
+        b.comms.room("nowhere").send(wskit.Everyone, "hello?")
+        await wait_until(lambda: len(got[first]) == 3 and len(got[second]) == 4
+                         and len(errors) == 2, "every message and both errors")
+        assert got[first] == ["everyone", "one", "from a thread"]
+        assert got[second] == ["everyone", "not first", "a list", "from a thread"]
+        missing, nowhere = sorted(errors, key=lambda e: e.connection_id is None)
+        assert missing.kind is wskit.ErrorKind.QUEUE and missing.connection_id == 12345
+        assert str(missing) == (f"client 12345 not in room 'lobby' (left, or never joined): "
+                                f"message not sent to it (sent to the others); reported "
+                                f"by node {a.comms.node}")
+        assert nowhere.kind is wskit.ErrorKind.QUEUE and nowhere.connection_id is None
+        assert str(nowhere).startswith("room 'nowhere' is not open on any node")
+
+        # A node without the room and without a backplane raises at once, as before.
+        with pytest.raises(wskit.Error, match="room 'lobby' is not open") as caught:
+            clients.comms.room("lobby").send(wskit.Everyone, "local only")
+        assert caught.value.kind is wskit.ErrorKind.QUEUE
+        for ws in (a, b, clients):
+            ws.shutdown()

@@ -159,6 +159,8 @@ def test_redis_restart_while_serving(tmp_path: Path) -> None:
         assert carol.recv(timeout=TIMEOUT) == "local still works"
         alice.send(f"to {bob_id} lost")
         assert alice.recv(timeout=TIMEOUT) == f"error:BACKPLANE:{bob_id}"
+        alice.send("room lobby * lost too")  # a room of another node, if any: the same
+        assert alice.recv(timeout=TIMEOUT) == "error:BACKPLANE:None"
         alice.send("all local only")
         assert carol.recv(timeout=TIMEOUT) == "local only"
         redis.start()
@@ -174,7 +176,7 @@ def test_redis_restart_while_serving(tmp_path: Path) -> None:
                  "ids written again after the restart")
         # The outage was logged once, not per message, and its end with a count.
         back = a.errors.until(lambda line: "back after" in line)
-        assert "2 messages for other nodes were not sent" in back
+        assert "3 messages for other nodes were not sent" in back
         assert sum("unreachable" in line for line in a.errors.seen) == 1, a.errors.seen
 
 

@@ -5,7 +5,9 @@ One room with members on two nodes: callbacks on the owner, in each
 client's order; ``Everyone`` / ``Except`` / lists reach members on both
 nodes; ``on_timer`` once; a rejoin within the grace period through the
 other node finds the state; ``GET /rooms`` cluster-wide; the owner killed
-with SIGKILL: the room comes back on the other node with fresh state.
+with SIGKILL: the room comes back on the other node with fresh state;
+``comms.room(...)`` from a third node that owns nothing (a plain handler,
+``tests.cluster_node``) reaches the members on both nodes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _cli_helpers import Server, run_server
@@ -24,6 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 
 APP = "tests.cluster_rooms:Chat"
+PLAIN = "tests.cluster_node:Node"
 LEASE = "1"
 
 
@@ -58,6 +62,12 @@ def until(ws: ClientConnection, prefix: str, timeout: float = TIMEOUT) -> str:
         if message.startswith(prefix):
             return message
 
+
+
+def ask(ws: ClientConnection, command: str, prefix: str) -> Any:
+    """A ``tests.cluster_node`` command's JSON answer."""
+    ws.send(command)
+    return json.loads(until(ws, prefix)[len(prefix):])
 
 
 def node_number(node: Server) -> int:
@@ -217,3 +227,49 @@ def test_room_works_again_after_a_redis_restart(tmp_path: Path) -> None:
 
         wait_for(lambda: [(r, n) for r, _, n in rooms()] == [("storm", 2)],
                  lambda: f"one room 'storm' with both clients in GET /rooms: {rooms()}")
+
+
+def test_room_reached_from_a_node_that_owns_nothing(tmp_path: Path) -> None:
+    """``comms.room("lobby").send(...)`` on node c, which serves no rooms, to
+    a room owned by node a with members on a and b: through the owner, so
+    recipients mean what they mean on one node and one sender's order holds."""
+    with redis_server(tmp_path) as redis, cluster(redis, 2) as c:
+        a, b = c.servers
+        plain = c.stack.enter_context(run_server(
+            "serve", PLAIN, "--backplane", redis.url, "--backplane-lease", LEASE))
+        alice, alice_id, owner = c.join(a, "lobby", "alice")
+        bob, bob_id, _ = c.join(b, "lobby", "bob")
+        carol = c.stack.enter_context(ws_connect(plain.url))
+        # Node c learns the room and its members from the owner's heartbeat.
+        wait_for(lambda: ask(carol, "members lobby", "members:") == [alice_id, bob_id],
+                 "node c to see both members of 'lobby'")
+        assert ask(carol, "rooms", "rooms:") == ["lobby"]
+        drain(alice)
+        drain(bob)
+
+        for i in range(30):  # Everyone: both nodes, in the order sent
+            carol.send(f"room lobby * m{i}")
+        expected = [f"m{i}" for i in range(30)]
+        assert [until(alice, "m") for _ in range(30)] == expected
+        assert [until(bob, "m") for _ in range(30)] == expected
+        carol.send(f"room lobby -{alice_id} not alice")  # Except: bob only
+        carol.send(f"room lobby {bob_id} a list")  # a list: bob
+        carol.send(f"room lobby ={alice_id} one id")  # one id: alice
+        assert drain(alice) == ["one id"]
+        assert drain(bob) == ["not alice", "a list"]
+
+        # Ids not in the room: the others still get it; the owner reports
+        # the missing one back to node c's comms.on_error.
+        missing = (owner << 32) + 999_999
+        carol.send(f"room lobby {bob_id},{missing} some")
+        assert until(bob, "some") == "some"
+        assert until(carol, "late:") == f"late:QUEUE:{missing}"
+        # A room open nowhere: reported, not raised (node c cannot know at once).
+        carol.send("room nowhere * hello?")
+        late = until(carol, "late:")
+        assert late.startswith("late:QUEUE:None room 'nowhere' is not open on any node"), late
+        assert drain(alice) == [] and drain(bob) == []
+
+        bob.close()  # node c's view follows the owner's
+        wait_for(lambda: ask(carol, "members lobby", "members:") == [alice_id],
+                 "bob gone from 'lobby' on node c")

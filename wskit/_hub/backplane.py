@@ -14,13 +14,14 @@ Every method runs in the WebSocket's Trio thread unless it says otherwise.
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from .._errors import Error, ErrorKind
 from .delivery import fan_out
 from .registry import Registry
 
-__all__ = ["Backplane", "LocalBackplane", "gone"]
+__all__ = ["Backplane", "LocalBackplane", "gone", "room_closed"]
 
 
 class Backplane(Protocol):
@@ -47,10 +48,25 @@ class Backplane(Protocol):
     def health(self) -> str:
         """``"ok"``, or ``"degraded"`` while other nodes cannot be reached."""
 
+    def rooms(self) -> Mapping[str, tuple[int, ...]]:
+        """The rooms other nodes own, with their members, as fresh as the
+        backplane knows (this node's own are ``Registry.groups``)."""
+
+    def room_send(self, room_id: str, recipient: dict[str, Any], data: str | bytes) -> None:
+        """To a room that is not open in this process, from any thread:
+        ``recipient`` as ``comms.recipient_head`` encodes it. Raises
+        ``Error(QUEUE)`` if it is known not to be open, ``Error(BACKPLANE)``
+        if the backplane cannot be reached now."""
+
 
 def gone(client_id: int) -> Error:
     return Error(f"client {client_id} is not connected (it closed, or never existed): "
                  "message not sent", ErrorKind.QUEUE, connection_id=client_id)
+
+
+def room_closed(room_id: str, where: str = "") -> Error:
+    return Error(f"room {room_id!r} is not open{where} (no client joined it, or it was "
+                 "disposed): message not sent", ErrorKind.QUEUE)
 
 
 class LocalBackplane:
@@ -80,3 +96,9 @@ class LocalBackplane:
 
     def health(self) -> str:
         return "ok"
+
+    def rooms(self) -> Mapping[str, tuple[int, ...]]:
+        return {}
+
+    def room_send(self, room_id: str, recipient: dict[str, Any], data: str | bytes) -> None:
+        raise room_closed(room_id)  # asked only for rooms that are not open here

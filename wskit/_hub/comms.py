@@ -40,21 +40,34 @@ failure comes later, to :attr:`Comms.on_error` (kind ``QUEUE``, naming the
 id), or to the ``wskit.cluster`` log if no callback is set. ``ids``, ``in``
 and ``len`` are exact for this node and as fresh as a fifth of
 ``Settings.backplane_lease`` (1 s by default) for the others.
+
+A room of a cluster is one room whichever node owns it: ``room(room_id)``
+reaches it from any node. A send to a room another node owns goes to the
+owner (one publish, the owner found in Redis by the same round trip), which
+delivers it as its own ``ctx.send`` would: so recipients mean the same as
+on one node, every member gets the room's sends in one order, and one
+sender's sends to a room arrive in the order they were sent. Failures
+there (the room open nowhere, ids not in it) come later to ``on_error``,
+kind ``QUEUE``, with the message a local send would raise. ``rooms``,
+``exists`` and ``clients`` answer for other nodes' rooms as of the last
+heartbeat.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, Final, TypeAlias
 
 from .._core.messages import Message, to_payload
 from .._errors import Error, ErrorKind
 from .._io.outlet import byte_size
+from .backplane import room_closed
 from .delivery import send_from_anywhere
 from .hub import Hub
 from .registry import Group
 
-__all__ = ["Comms", "Everyone", "Except", "Recipient", "RoomComms", "missing_error"]
+__all__ = ["Comms", "Everyone", "Except", "Recipient", "RoomComms", "missing_error",
+           "recipient_head", "recipient_of"]
 
 Sendable: TypeAlias = Message | str | bytes | bytearray | memoryview
 
@@ -134,6 +147,31 @@ def normalize(recipient: Recipient) -> Recipient:
         raise Error(f"not a recipient: {recipient!r} (use a client id, wskit.Everyone, "
                     "wskit.Except(id) or a list of ids)", ErrorKind.USAGE)
     return tuple(as_id(item) for item in recipient)
+
+
+def recipient_head(recipient: Recipient) -> dict[str, Any]:
+    """A normalized recipient as JSON fields, for the room's owner on another
+    node (:func:`recipient_of` reads it back)."""
+    if recipient is Everyone:
+        return {"every": True}
+    if isinstance(recipient, Except):
+        return {"except": sorted(recipient.ids)}
+    if isinstance(recipient, int):
+        return {"id": int(recipient)}
+    assert isinstance(recipient, tuple)  # normalize() made any other kind one
+    return {"ids": list(recipient)}
+
+
+def recipient_of(head: Mapping[str, Any]) -> Recipient:
+    """The recipient in fields :func:`recipient_head` wrote; raises
+    ``Error(USAGE)``, ``KeyError`` or ``TypeError`` for anything else."""
+    if head.get("every") is True:
+        return Everyone
+    if "except" in head:
+        return Except(as_ids(head["except"]))
+    if "id" in head:
+        return as_id(head["id"])
+    return tuple(as_id(item) for item in head["ids"])
 
 
 def select(recipient: Recipient, members: Collection[int]) -> tuple[list[int], list[int]]:
@@ -245,16 +283,17 @@ class Comms:
         self.hub.broadcast(to_payload(msg), as_ids(exclude))
 
     def room(self, room_id: str) -> RoomComms:
-        """A handle on one room of this WebSocket, by id (it need not exist
-        yet: sending checks)."""
+        """A handle on one room by id (it need not exist yet: sending
+        checks); in a cluster, whichever node owns it."""
         self.hub.registry.require_whole("Comms.room")
         return RoomComms(self, room_id)
 
     @property
     def rooms(self) -> frozenset[str]:
-        """The ids of the rooms open now, a snapshot."""
+        """The ids of the rooms open now, a snapshot; in a cluster, every
+        node's (other nodes' as of the last heartbeat)."""
         self.hub.registry.require_whole("Comms.rooms")
-        return frozenset(self.hub.registry.groups)
+        return frozenset(self.hub.registry.groups).union(self.hub.backplane.rooms())
 
     def __repr__(self) -> str:
         registry = self.hub.registry
@@ -265,7 +304,8 @@ class RoomComms:
     """One room, reached from outside it: ``ws.comms.room("lobby")``.
 
     ``send(recipient, msg)`` goes through the room's own delivery, so its
-    slow-client policy applies; ``clients`` lists who is in it.
+    slow-client policy applies; ``clients`` lists who is in it. In a
+    cluster, the room may be owned by any node (module docstring).
     """
 
     __slots__ = ("_hub", "room_id")
@@ -276,29 +316,41 @@ class RoomComms:
 
     @property
     def exists(self) -> bool:
-        """Whether the room is open now."""
-        return self.room_id in self._hub.registry.groups
+        """Whether the room is open now (on another node: as of the last
+        heartbeat)."""
+        room_id = self.room_id
+        return room_id in self._hub.registry.groups or room_id in self._hub.backplane.rooms()
 
     @property
     def clients(self) -> tuple[int, ...]:
-        """The client ids in the room now (empty if it is not open)."""
+        """The client ids in the room now, in join order (empty if it is not
+        open; a room of another node: as of the last heartbeat)."""
         group = self._hub.registry.groups.get(self.room_id)
-        return group.member_ids() if group is not None else ()
+        if group is not None:
+            return group.member_ids()
+        return tuple(self._hub.backplane.rooms().get(self.room_id, ()))
 
     def send(self, recipient: Recipient, msg: Sendable) -> None:
         """Send to ``recipient`` in this room (one id, :data:`Everyone`,
         :class:`Except`, a list of ids).
 
         Raises ``Error(kind=QUEUE)`` if the room is not open, or naming the
-        ids that are not in it (the others still get the message).
+        ids that are not in it (the others still get the message). A room
+        another node owns: raises ``Error(kind=BACKPLANE)`` while the
+        backplane is unreachable; those failures come later, to
+        ``Comms.on_error`` (module docstring).
         """
         data = to_payload(msg)
         recipient = normalize(recipient)
-        portal = self._hub.portal
-        if portal.in_trio_thread():
-            self._deliver(recipient, data)
+        hub = self._hub
+        group = hub.registry.groups.get(self.room_id)
+        if group is None:  # not this node's: another node's, or none (raises)
+            hub.backplane.room_send(self.room_id, recipient_head(recipient), data)
             return
-        group = self._group()
+        portal = hub.portal
+        if portal.in_trio_thread():
+            group.deliver(recipient, data)
+            return
         present, missing = select(recipient, group.member_ids())
         if missing:
             raise missing_error(self.room_id, missing, bool(present))
@@ -312,8 +364,7 @@ class RoomComms:
     def _group(self) -> Group:
         group = self._hub.registry.groups.get(self.room_id)
         if group is None:
-            raise Error(f"room {self.room_id!r} is not open (no client joined it, or it "
-                        "was disposed): message not sent", ErrorKind.QUEUE)
+            raise room_closed(self.room_id)
         return group
 
     def _deliver(self, recipient: Recipient, data: str | bytes) -> None:

@@ -3,9 +3,10 @@
 The subscriber (``RedisBackplane``'s) hands each message from Redis to
 :func:`receive`, in the order Redis pushed them, in the WebSocket's Trio
 thread. A send to a client that is not here (any more) is answered to its
-sender (a ``GONE`` packet, reported there to ``on_error``); a malformed
-packet is logged and dropped; kinds that layers above add (rooms) go to
-their handlers.
+sender (a ``GONE`` packet, reported there to ``on_error``), and so is a
+send to a room of this node that failed here (``FAILED``: the room is not
+open, or ids are not in it); a malformed packet is logged and dropped;
+kinds that layers above add (rooms) go to their handlers.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from .._errors import Error, ErrorKind
+from .backplane import room_closed
+from .comms import recipient_of
 from .delivery import fan_out
 from .registry import Registry
 from .wire import Kind, Packet, unpack
@@ -84,7 +87,29 @@ def _handle(node: Node, packet: Packet) -> None:
         outlet = node.registry.get(int(head["id"]))
         if outlet is not None:
             outlet.close(int(head["code"]), str(head["reason"]))
+    elif kind is Kind.ROOM:
+        _to_room(node, packet)
+    elif kind is Kind.FAILED:
+        named = head.get("id")
+        node.report(Error(f"{head['error']}; reported by node {packet.origin}",
+                          ErrorKind.QUEUE, connection_id=int(named) if named is not None else None))
     else:
         handler = node.handlers.get(kind)
         if handler is not None:
             handler(packet)
+
+
+def _to_room(node: Node, packet: Packet) -> None:
+    """``Comms.room(...).send`` on another node, to a room of this node: as
+    the room's own ``ctx.send`` (its members on every node, its slow-client
+    policy); a failure goes back to the sender."""
+    room_id = str(packet.head["room"])
+    group = node.registry.groups.get(room_id)
+    try:
+        if group is None:
+            raise room_closed(room_id, f" on node {node.node}")
+        if packet.data is None:
+            raise ValueError("no payload")
+        group.deliver(recipient_of(packet.head), packet.data)
+    except Error as err:
+        node.post_to(packet.origin, Kind.FAILED, {"error": str(err), "id": err.connection_id})

@@ -17,9 +17,10 @@ in the order it was sent, and the fan-out on the receiving node
 (``inbox.py``) encodes each frame once for all its clients.
 
 Keys, renewed every ``lease / 5`` seconds by the heartbeat: ``wskit:node:{n}``
-(the claim, ``PX lease``), ``wskit:ids:{n}`` (the ids open on that node, a
-snapshot for ``comms.ids`` elsewhere), ``wskit:nodes`` (the set of node
-numbers; one that lost its ids key is dead and removed). A node that is
+(the claim, ``PX lease``), ``wskit:ids:{n}`` and ``wskit:members:{n}`` (its
+connection ids and rooms, for the other nodes' ``view.View``),
+``wskit:nodes`` (the set of node numbers; one that lost its ids key is dead
+and removed). A node that is
 killed leaves its keys to expire within ``lease`` seconds.
 
 Faults: an unreachable Redis at start raises ``Error(BACKPLANE)`` from the
@@ -42,8 +43,7 @@ import enum
 import logging
 import random
 import secrets
-import struct
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import coredis
@@ -58,6 +58,7 @@ from .delivery import fan_out
 from .inbox import receive
 from .outbox import MAX_OUTBOX, Outbox
 from .registry import Registry
+from .view import View
 from .wire import NODE_SHIFT, Kind, Packet, node_of, pack
 
 __all__ = ["NODE_SHIFT", "RedisBackplane", "State", "node_of"]
@@ -66,6 +67,8 @@ log = logging.getLogger("wskit.cluster")
 
 #: Node numbers wrap below this (ids stay under 2**53).
 MAX_NODE = 2**21 - 1
+#: A node's channel is this and its number.
+_CHANNEL = "wskit:n:"
 #: Reconnection backoff bounds, seconds.
 BACKOFF_MIN, BACKOFF_MAX = 0.1, 2.0
 
@@ -109,14 +112,6 @@ class State(enum.Enum):
     STOPPED = "stopped"
 
 
-def _pack_ids(ids: frozenset[int]) -> bytes:
-    return struct.pack(f"!{len(ids)}Q", *ids)
-
-
-def _unpack_ids(raw: bytes) -> frozenset[int]:
-    return frozenset(struct.unpack(f"!{len(raw) // 8}Q", raw))
-
-
 class RedisBackplane:
     """The cluster backplane on one Redis database (module docstring)."""
 
@@ -131,8 +126,8 @@ class RedisBackplane:
         #: This node's number (0 until registered).
         self.node = 0
         self.state = State.CONNECTING
-        #: Live node numbers (this one included), as of the last heartbeat.
-        self.live: frozenset[int] = frozenset()
+        #: What this node knows of the others.
+        self.view = View(lease)
         #: Handlers of the packet kinds that layers above add (rooms).
         self.handlers: dict[Kind, Callable[[Packet], None]] = {}
         #: Called after every heartbeat while up (rooms renew their leases).
@@ -143,12 +138,7 @@ class RedisBackplane:
         self.lost = 0
         self.client: Any = None
         self._token = secrets.token_hex(8)
-        self._remote: dict[int, frozenset[int]] = {}
-        #: Other nodes whose keys are missing, by number: since when (trio
-        #: clock, counted only while connected).
-        self.missing: dict[int, float] = {}
-        self._written: frozenset[int] | None = None
-        self.outbox = Outbox(report=report, lost=self._lost_message)
+        self.outbox = Outbox(prefix=_CHANNEL, report=report, lost=self._lost_message)
         # Shielded: the WebSocket's nursery being cancelled must not cancel
         # coredis' own tasks (its pub/sub fails while cleaning up after a
         # cancellation); stop() ends the node's tasks instead, in order.
@@ -163,7 +153,7 @@ class RedisBackplane:
 
     @staticmethod
     def channel(node: int) -> str:
-        return f"wskit:n:{node}"
+        return f"{_CHANNEL}{node}"
 
     def key(self, *parts: object) -> str:
         return "wskit:" + ":".join(map(str, parts))
@@ -248,9 +238,9 @@ class RedisBackplane:
             if _text(holder) == self._token:
                 break
         self.node = node
-        await self._write_ids(ms)
+        await self.client.set(self.key("ids", node), self.view.own_ids(frozenset()), px=ms)
         await self.client.sadd(self.key("nodes"), [node])
-        self.live = frozenset((node,))
+        self.view.live = frozenset((node,))
 
     async def _leave(self) -> None:
         was_up = self.state is State.UP
@@ -267,7 +257,8 @@ class RedisBackplane:
                 batch = self.outbox.take()
                 if batch and was_up:  # the last words: leaves of rooms, closes
                     await self.outbox.publish(self.client, batch)
-                await self.client.delete([self.key("ids", self.node)])
+                await self.client.delete([self.key("ids", self.node),
+                                          self.key("members", self.node)])
                 await self.client.srem(self.key("nodes"), [self.node])
                 await self.client.eval(_RELEASE, keys=[self.key("node", self.node)],
                                        args=[self._token])
@@ -292,8 +283,7 @@ class RedisBackplane:
         if self.state is not State.UP:
             return
         self.state = State.DOWN
-        self._written = None  # a restarted Redis lost our keys: write them again
-        self.missing.clear()  # an outage is no time for other nodes to die in
+        self.view.outage()
         self._down_since = trio.current_time()
         self._lost_in_outage = 0
         log.warning("backplane %s unreachable (%s): node %d is degraded; local delivery "
@@ -357,17 +347,40 @@ class RedisBackplane:
         self.lost += 1
         self._lost_in_outage += 1
 
+    @property
+    def live(self) -> frozenset[int]:
+        """Live node numbers (this one included), as of the last heartbeat."""
+        return self.view.live
+
     def ids(self) -> frozenset[int]:
-        ids = frozenset(self.registry.open)
-        for remote in list(self._remote.values()):
-            ids |= remote
-        return ids
+        return frozenset(self.registry.open) | self.view.ids()
 
     def knows(self, client_id: int) -> bool:
-        return client_id in self._remote.get(client_id >> NODE_SHIFT, ())
+        return self.view.knows(client_id)
 
     def count(self) -> int:
-        return len(self.registry.open) + sum(map(len, list(self._remote.values())))
+        return len(self.registry.open) + self.view.count()
+
+    def rooms(self) -> Mapping[str, tuple[int, ...]]:
+        return self.view.rooms
+
+    def room_send(self, room_id: str, recipient: dict[str, Any], data: str | bytes) -> None:
+        """To a room this node does not own, through its owner; safe from any
+        thread. Raises ``Error(BACKPLANE)`` while degraded; the room open
+        nowhere, or ids not in it, are reported to ``on_error``."""
+        if self.state is not State.UP:
+            error = self._unreachable(f"message to room {room_id!r}")
+            self.portal.call(self._count_lost)
+            raise error
+        if self.outbox.size > MAX_OUTBOX:
+            raise Error(f"message to room {room_id!r} not sent: {self.outbox.size} bytes wait "
+                        "for the backplane", ErrorKind.BACKPLANE)
+        packet = pack(Kind.ROOM, self.node, {"room": room_id, **recipient}, data)
+        if self.portal.in_trio_thread():
+            self.outbox.post_room(self.key("room", room_id), packet, room_id)
+        else:
+            self.portal.run_soon(self.outbox.post_room, self.key("room", room_id), packet,
+                                 room_id, size=len(packet))
 
     def close(self, client_id: int, code: int, reason: str) -> None:
         """Close a connection of another node (rooms' ``ctx.close``)."""
@@ -440,9 +453,7 @@ class RedisBackplane:
 
     def heard_from(self, node: int) -> None:
         """A packet came from ``node``: alive, even before a heartbeat saw it."""
-        if node not in self.live:
-            self._remote.setdefault(node, frozenset())
-            self.live |= {node}
+        self.view.heard_from(node)
 
     # -- heartbeat -----------------------------------------------------------------------
 
@@ -459,11 +470,6 @@ class RedisBackplane:
                 if cause is None:
                     raise
                 self._lost(cause)
-
-    async def _write_ids(self, ms: int) -> None:
-        ids = frozenset(self.registry.open)
-        await self.client.set(self.key("ids", self.node), _pack_ids(ids), px=ms)
-        self._written = ids
 
     # -- keys for layers above -------------------------------------------------------
 
@@ -483,44 +489,31 @@ class RedisBackplane:
 async def _beat(bp: RedisBackplane) -> None:
     """One heartbeat: renew this node's keys, read the others'."""
     ms = int(bp.lease * 1000)
-    node = bp.node
-    ids = frozenset(bp.registry.open)
+    node, view, registry = bp.node, bp.view, bp.registry
+    ids = view.own_ids(frozenset(registry.open))
+    rooms = view.own_rooms({room_id: group.member_ids()
+                            for room_id, group in registry.groups.items()})
     async with bp.client.pipeline(transaction=False) as pipe:
         claim = pipe.eval(_CLAIM, keys=[bp.key("node", node), bp.key("node-counter")],
                           args=[bp._token, ms, node])
-        if ids != bp._written:
-            pipe.set(bp.key("ids", node), _pack_ids(ids), px=ms)
-        else:
-            pipe.pexpire(bp.key("ids", node), ms)
+        for part, value in (("ids", ids), ("members", rooms)):
+            if value is not None:
+                pipe.set(bp.key(part, node), value, px=ms)
+            else:
+                pipe.pexpire(bp.key(part, node), ms)
         pipe.sadd(bp.key("nodes"), [node])
         members = pipe.smembers(bp.key("nodes"))
-    bp._written = ids
     if _text(await claim) != bp._token:
         log.error("backplane: node number %d was taken by another node while Redis was "
                   "unreachable: connection ids may collide until this node restarts", node)
-    # A node is dead once its keys have been seen missing, while we are
-    # connected, for a whole lease: a Redis that restarted empty lists
-    # nobody until each node's next beat.
-    now = trio.current_time()
-    others = sorted({int(m) for m in await members} - {node} | set(bp._remote))
-    values = await bp.client.mget([bp.key("ids", n) for n in others]) if others else ()
-    remote: dict[int, frozenset[int]] = {}
-    dead: list[int] = []
-    for number, value in zip(others, values, strict=True):
-        if value is not None:
-            remote[number] = _unpack_ids(value)
-            bp.missing.pop(number, None)
-        elif now - bp.missing.setdefault(number, now) < bp.lease:
-            remote[number] = bp._remote.get(number, frozenset())  # not yet written again
-        else:
-            dead.append(number)
-            del bp.missing[number]
+    others = view.others((int(m) for m in await members), node)
+    values = await bp.client.mget([bp.key(part, n) for n in others
+                                   for part in ("ids", "members")]) if others else []
+    dead = view.read(node, others, values[::2], values[1::2], trio.current_time())
     if dead:
         await bp.client.srem(bp.key("nodes"), dead)
         log.info("backplane: node%s %s gone", "s" if len(dead) > 1 else "",
                  ", ".join(map(str, dead)))
-    bp._remote = remote
-    bp.live = frozenset(remote) | {node}
     for hook in list(bp.tick_hooks):
         await hook()
 

@@ -48,6 +48,13 @@ class Kind(enum.IntEnum):
     GONE = 3
     #: ``{"id": id, "code": c, "reason": r}``: close one connection of yours.
     CLOSE = 4
+    #: ``{"room": id, <recipient>}`` + payload: send to members of a room you
+    #: own (``Comms.room(...).send`` on another node; the recipient as
+    #: ``comms.recipient_head`` writes it).
+    ROOM = 5
+    #: ``{"error": message, "id": id or null}``: what you asked failed here
+    #: (a reply to ROOM).
+    FAILED = 6
     #: Rooms (``wskit.rooms``): a member on the sender's node joins, speaks,
     #: leaves a room the receiver owns; the owner sends to members on the
     #: receiver's node; the receiver does not own that room (any more).

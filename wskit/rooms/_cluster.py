@@ -62,12 +62,13 @@ class Link(Protocol):
 
     node: int
     lease: float
-    live: frozenset[int]
     handlers: dict[Kind, Callable[[Packet], None]]
     tick_hooks: list[Callable[[], Awaitable[None]]]
     stop_hooks: list[Callable[[], Awaitable[None]]]
     client: Any
 
+    @property
+    def live(self) -> frozenset[int]: ...
     def key(self, *parts: object) -> str: ...
     def post_to(self, node: int, kind: Kind, head: dict[str, Any],
                 data: str | bytes | None = None) -> None: ...
