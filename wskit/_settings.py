@@ -139,7 +139,8 @@ class Settings:
 
     # -- cluster -------------------------------------------------------
     #: Where the nodes of a cluster meet: ``"redis://[:password@]host:port/db"``
-    #: (``rediss://`` for TLS), or ``None`` (the default) for one process
+    #: (``rediss://…?ssl_ca_certs=/path/ca.pem`` for TLS, the server's host
+    #: name checked), or ``None`` (the default) for one process
     #: alone. With it, ``connection_id`` is unique in the cluster, and
     #: ``Comms``, broadcasts and ``wskit.Rooms`` reach clients on every
     #: node sharing that Redis database (one database per cluster). Needs

@@ -23,8 +23,9 @@ connection ids and rooms, for the other nodes' ``view.View``),
 and removed). A node that is
 killed leaves its keys to expire within ``lease`` seconds.
 
-Faults: an unreachable Redis at start raises ``Error(BACKPLANE)`` from the
-``async with WebSocket`` block. Once serving, losing Redis makes the node
+Faults: an unreachable Redis at start (or one that refuses the password,
+or a failed TLS handshake: ``connect.py``) raises ``Error(BACKPLANE)`` from
+the ``async with WebSocket`` block. Once serving, losing Redis makes the node
 *degraded*: it logs that once, keeps delivering locally, raises
 ``Error(BACKPLANE)`` from ``comms.send`` to remote ids, delivers broadcasts
 locally only, and reports messages that were in flight to
@@ -54,6 +55,7 @@ from .._errors import Error, ErrorKind
 from .._io.portal import Portal
 from .._settings import redact
 from .backplane import gone
+from .connect import explain, open_client
 from .delivery import fan_out
 from .inbox import receive
 from .outbox import MAX_OUTBOX, Outbox
@@ -167,12 +169,7 @@ class RedisBackplane:
         ``started()`` if Redis cannot be reached."""
         started = False
         with self._scope:
-            try:
-                client = coredis.Redis.from_url(self.url, connect_timeout=2.0,
-                                                stream_timeout=max(2.0, self.lease))
-            except (ValueError, TypeError) as exc:
-                raise Error(f"invalid backplane URL {redact(self.url)!r}: {exc}",
-                            ErrorKind.USAGE) from None
+            client = open_client(self.url, lease=self.lease)
             try:
                 async with client:
                     self.client = client
@@ -193,9 +190,7 @@ class RedisBackplane:
                 cause = failure(exc)
                 if started or cause is None:
                     raise
-                raise Error(f"cannot reach the backplane at {redact(self.url)}: {cause} "
-                            "(is redis-server running there? check Settings.backplane / "
-                            "--backplane)", ErrorKind.BACKPLANE) from cause
+                raise explain(self.url, cause) from cause
 
     def stop(self) -> None:
         """Leave the cluster now (idempotent): its keys are deleted.
