@@ -17,7 +17,17 @@ from _procs import free_port
 from _redis import RedisServer, redis_server
 
 import wskit
-from wskit._hub.wire import Kind, pack, unpack
+from wskit._hub.outbox import MAX_PUBLISH, Entry, coalesce
+from wskit._hub.wire import (
+    SEND_TO,
+    Kind,
+    batch_head,
+    frame_payload,
+    pack,
+    pack_send,
+    records,
+    unpack,
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +60,67 @@ def test_lease_bounds() -> None:
 
 @pytest.mark.parametrize("data", ["héllo", b"\x00\xff", None, "", b""])
 def test_wire_round_trip(data: str | bytes | None) -> None:
-    packet = unpack(pack(Kind.SEND, 7, {"to": 2**52 + 1}, data))
-    assert packet == (Kind.SEND, 7, {"to": 2**52 + 1}, data)
+    record = pack(Kind.GONE, {"id": 2**52 + 1}, data)
+    raw = batch_head(7) + record + record  # two records in one batch
+    origin, found = records(raw)
+    walked = list(found)
+    assert origin == 7 and len(walked) == 2
+    for kind, start, end in walked:
+        assert unpack(kind, origin, raw[start:end]) == (Kind.GONE, 7, {"id": 2**52 + 1}, data)
 
 
-@pytest.mark.parametrize("raw", [b"", b"\x01\x00", pack(Kind.GONE, 1, {})[:-1],
-                                 b"\x63" + pack(Kind.GONE, 1, {})[1:]])
+@pytest.mark.parametrize("data", ["héllo", b"\x00\xff", "", b"", "x" * 200, b"y" * 70_000])
+def test_wire_send_carries_the_frame(data: str | bytes) -> None:
+    raw = batch_head(3) + pack_send(2**40 + 5, data) + pack(Kind.CLOSE, {"id": 1})
+    origin, found = records(raw)
+    (kind, start, end), (last, _, _) = list(found)
+    assert (origin, kind, last) == (3, Kind.SEND, Kind.CLOSE)
+    assert SEND_TO.unpack_from(raw, start) == (2**40 + 5,)
+    frame = raw[start + SEND_TO.size:end]
+    payload = data.encode() if isinstance(data, str) else data
+    assert frame.endswith(payload) and frame[0] == (0x81 if isinstance(data, str) else 0x82)
+    assert frame_payload(frame) == data
+
+
+@pytest.mark.parametrize("raw", [b"", batch_head(1), batch_head(1) + b"\x03\x00\x00\x00\x09ab",
+                                 batch_head(1) + pack(Kind.GONE, {})[:-1],
+                                 batch_head(1) + pack(Kind.GONE, {}) + b"\x01"])
 def test_wire_refuses_garbage(raw: bytes) -> None:
-    with pytest.raises(ValueError, match="not a backplane packet"):
-        unpack(raw)
+    with pytest.raises(ValueError, match="not a backplane batch"):
+        list(records(raw)[1])
+
+
+@pytest.mark.parametrize("body", [b"", b"\x00\x00\x00\x02[]", b"\x00\x00\x00\x05{\"a\":"])
+def test_wire_refuses_a_bad_record(body: bytes) -> None:
+    with pytest.raises(ValueError, match="not a backplane record"):
+        unpack(Kind.GONE, 1, body)
+    with pytest.raises(ValueError, match="not a backplane record"):
+        unpack(99, 1, pack(Kind.GONE, {})[5:])  # no such kind
+
+
+@pytest.mark.parametrize("frame", [b"", b"\x81", b"\x89\x00", b"\x81\x85abcd", b"\x81\x05abc"])
+def test_frame_payload_refuses_other_frames(frame: bytes) -> None:
+    with pytest.raises(ValueError, match="not a frame from a backplane SEND"):
+        frame_payload(frame)
+
+
+def test_coalesce_keeps_each_nodes_order() -> None:
+    """Records for one node share a publish up to a fence (a broadcast, a
+    room's record); broadcasts in a row share one; a full publish is closed."""
+    batch: list[Entry] = [
+        ("n:2", b"a", 7, None), ("n:3", b"b", 0, None), ("n:2", b"c", 8, None),
+        ("all", b"d", 0, None), ("all", b"e", 0, None), ("n:2", b"f", 0, None),
+        ("room:x", b"g", 0, "x"), ("n:2", b"h", 0, None),
+        ("n:3", b"i" * MAX_PUBLISH, 0, None), ("n:3", b"j", 0, None),
+    ]
+    found = [(p.channel, p.room, b"".join(p.records)[:3], p.clients)
+             for p in coalesce(batch, "all")]
+    assert found == [("n:2", None, b"ac", [7, 8]), ("n:3", None, b"b", []),
+                     ("all", None, b"de", []), ("n:2", None, b"f", []),
+                     ("room:x", "x", b"g", []),
+                     # Full: closed at once (no order between nodes 2 and 3).
+                     ("n:3", None, b"iii", []), ("n:2", None, b"h", []),
+                     ("n:3", None, b"j", [])]
 
 
 async def test_local_path_has_no_node() -> None:
@@ -96,6 +158,12 @@ class Inbox:
     def factory(self, out: wskit.Sender) -> object:
         mine = self.got.setdefault(out.connection_id, [])
         return lambda msg: mine.append(str(msg))
+
+
+def on_b_client(inbox: Inbox, marker: str) -> int:
+    """The client-side id of the one client that received ``marker``."""
+    (found,) = [cid for cid, got in inbox.got.items() if marker in got]
+    return found
 
 
 async def wait_until(check: Callable[[], object], what: str) -> None:
@@ -138,6 +206,15 @@ async def test_two_nodes_in_one_process(redis: RedisServer) -> None:
         assert ["a to all", "a to b", "b to all", "from a thread"] in [
             sorted(v) for v in inbox.got.values()]
 
+        # One sender's order across kinds: sends and a broadcast in one round.
+        before = list(inbox.got[on_b_client(inbox, "from a thread")])
+        a.comms.send(on_b[0], "1")
+        a.comms.broadcast("2", exclude=on_a)
+        a.comms.send(on_b[0], "3")
+        await wait_until(lambda: len(inbox.got[on_b_client(inbox, "from a thread")])
+                         == len(before) + 3, "3 more")
+        assert inbox.got[on_b_client(inbox, "from a thread")][len(before):] == ["1", "2", "3"]
+
         errors: list[wskit.Error] = []
         a.comms.on_error = errors.append
         a.comms.send(on_b[0] + 1000, "nobody")
@@ -145,6 +222,13 @@ async def test_two_nodes_in_one_process(redis: RedisServer) -> None:
         assert errors[0].kind is wskit.ErrorKind.QUEUE
         assert errors[0].connection_id == on_b[0] + 1000
         assert f"reported by node {b.comms.node}" in str(errors[0])
+        # Two ids of a node nobody has, in one publish: each reported.
+        dead = (2**20 + 3) << 32
+        a.comms.send(dead | 1, "x")
+        a.comms.send(dead | 2, "y")
+        await wait_until(lambda: len(errors) == 3, "two more late errors")
+        assert [e.connection_id for e in errors[1:]] == [dead | 1, dead | 2]
+        assert all("its node 1048579 is gone" in str(e) for e in errors[1:])
         a.shutdown()
         b.shutdown()
         clients.shutdown()

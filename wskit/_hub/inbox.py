@@ -1,8 +1,11 @@
 """Receiving: what a node does with what the other nodes publish to it.
 
-The subscriber (``RedisBackplane``'s) hands each message from Redis to
-:func:`receive`, in the order Redis pushed them, in the WebSocket's Trio
-thread. A send to a client that is not here (any more) is answered to its
+The subscriber (``RedisBackplane``'s) hands each message from Redis (a
+batch of records, ``wire.py``) to :func:`receive`, in the order Redis
+pushed them, in the WebSocket's Trio thread; the records of a batch are
+done in order. A ``SEND`` carries the frame its sender encoded: a plain
+server connection gets it as it is, without decoding or encoding the
+message again. A send to a client that is not here (any more) is answered to its
 sender (a ``GONE`` packet, reported there to ``on_error``), and so is a
 send to a room of this node that failed here (``FAILED``: the room is not
 open, or ids are not in it); a malformed packet is logged and dropped;
@@ -20,7 +23,7 @@ from .backplane import room_closed
 from .comms import recipient_of
 from .delivery import fan_out
 from .registry import Registry
-from .wire import Kind, Packet, unpack
+from .wire import SEND_TO, Kind, Packet, frame_payload, records, unpack
 
 __all__ = ["Node", "receive"]
 
@@ -46,34 +49,51 @@ class Node(Protocol):
 
 
 def receive(node: Node, raw: bytes) -> None:
-    """Do what one message from Redis asks; never raises for bad input."""
+    """Do what one message from Redis asks; never raises for bad input (the
+    rest of a malformed batch is dropped, and logged)."""
     try:
-        packet = unpack(raw)
+        origin, found = records(raw)
+        node.heard_from(origin)
+        send_kind, open_ = Kind.SEND, node.registry.open
+        for kind, start, end in found:
+            if kind == send_kind:
+                (target,) = SEND_TO.unpack_from(raw, start)
+                outlet = open_.get(target)
+                if outlet is not None and outlet.shares_frames:  # plain, open: the frame
+                    try:
+                        outlet.send_frame(raw[start + SEND_TO.size:end])
+                    except Error as err:
+                        node.post_to(origin, Kind.GONE, {"id": target, "error": str(err)})
+                else:
+                    _send(node, origin, target, raw[start + SEND_TO.size:end])
+                continue
+            packet = unpack(kind, origin, raw[start:end])
+            try:
+                _handle(node, packet)
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("backplane: dropped a malformed %s record from node %d (%r)",
+                            packet.kind.name, origin, exc)
     except ValueError as exc:
-        log.warning("backplane: dropped a packet: %s", exc)
+        log.warning("backplane: dropped a batch: %s", exc)
+
+
+def _send(node: Node, origin: int, target: int, frame: bytes) -> None:
+    """A ``SEND`` for a connection that cannot take the frame as it is (a
+    client, compression), or that is not here."""
+    outlet = node.registry.get(target)
+    if outlet is None:
+        node.post_to(origin, Kind.GONE, {"id": target})
         return
     try:
-        _handle(node, packet)
-    except (KeyError, TypeError, ValueError) as exc:
-        log.warning("backplane: dropped a malformed %s packet from node %d (%r)",
-                    packet.kind.name, packet.origin, exc)
+        outlet.send(frame_payload(frame))
+    except Error as err:
+        node.post_to(origin, Kind.GONE, {"id": target, "error": str(err)})
 
 
 def _handle(node: Node, packet: Packet) -> None:
     head, data = packet.head, packet.data
-    node.heard_from(packet.origin)
     kind = packet.kind
-    if kind is Kind.SEND:
-        target = int(head["to"])
-        outlet = node.registry.get(target)
-        if outlet is None or data is None:
-            node.post_to(packet.origin, Kind.GONE, {"id": target})
-            return
-        try:
-            outlet.send(data)
-        except Error as err:
-            node.post_to(packet.origin, Kind.GONE, {"id": target, "error": str(err)})
-    elif kind is Kind.BROADCAST:
+    if kind is Kind.BROADCAST:
         if packet.origin != node.node and data is not None:
             fan_out(node.registry.open.values(), data, frozenset(map(int, head["except"])))
     elif kind is Kind.GONE:

@@ -61,7 +61,7 @@ from .inbox import receive
 from .outbox import MAX_OUTBOX, Outbox
 from .registry import Registry
 from .view import View
-from .wire import NODE_SHIFT, Kind, Packet, node_of, pack
+from .wire import NODE_SHIFT, Kind, Packet, batch_head, node_of, pack, pack_send
 
 __all__ = ["NODE_SHIFT", "RedisBackplane", "State", "node_of"]
 
@@ -140,7 +140,8 @@ class RedisBackplane:
         self.lost = 0
         self.client: Any = None
         self._token = secrets.token_hex(8)
-        self.outbox = Outbox(prefix=_CHANNEL, report=report, lost=self._lost_message)
+        self.outbox = Outbox(prefix=_CHANNEL, everyone=self.key("all"), report=report,
+                             lost=self._lost_message)
         # Shielded: the WebSocket's nursery being cancelled must not cancel
         # coredis' own tasks (its pub/sub fails while cleaning up after a
         # cancellation); stop() ends the node's tasks instead, in order.
@@ -233,6 +234,7 @@ class RedisBackplane:
             if _text(holder) == self._token:
                 break
         self.node = node
+        self.outbox.head = batch_head(node)
         await self.client.set(self.key("ids", node), self.view.own_ids(frozenset()), px=ms)
         await self.client.sadd(self.key("nodes"), [node])
         self.view.live = frozenset((node,))
@@ -314,8 +316,7 @@ class RedisBackplane:
         if self.state is not State.UP:
             self._drop(self._unreachable("broadcast to other nodes"))
             return
-        self.post(self.key("all"), pack(Kind.BROADCAST, self.node, {"except": list(exclude)},
-                                        data))
+        self.post(self.key("all"), pack(Kind.BROADCAST, {"except": list(exclude)}, data))
 
     def send(self, client_id: int, data: str | bytes) -> None:
         """To a connection that is not open here; safe from any thread.
@@ -331,12 +332,12 @@ class RedisBackplane:
         if self.outbox.size > MAX_OUTBOX:
             raise Error(f"message to client {client_id} not sent: {self.outbox.size} bytes "
                         "wait for the backplane", ErrorKind.BACKPLANE, connection_id=client_id)
-        packet = pack(Kind.SEND, self.node, {"to": client_id}, data)
+        record = pack_send(client_id, data)
         if self.portal.in_trio_thread():
-            self.post(self.channel(node), packet, client_id)
+            self.outbox.post(self.channel(node), record, client_id)
         else:
-            self.portal.run_soon(self.post, self.channel(node), packet, client_id,
-                                 size=len(packet))
+            self.portal.run_soon(self.outbox.post, self.channel(node), record, client_id,
+                                 size=len(record))
 
     def _count_lost(self) -> None:
         self.lost += 1
@@ -370,30 +371,29 @@ class RedisBackplane:
         if self.outbox.size > MAX_OUTBOX:
             raise Error(f"message to room {room_id!r} not sent: {self.outbox.size} bytes wait "
                         "for the backplane", ErrorKind.BACKPLANE)
-        packet = pack(Kind.ROOM, self.node, {"room": room_id, **recipient}, data)
+        record = pack(Kind.ROOM, {"room": room_id, **recipient}, data)
         if self.portal.in_trio_thread():
-            self.outbox.post_room(self.key("room", room_id), packet, room_id)
+            self.outbox.post_room(self.key("room", room_id), record, room_id)
         else:
-            self.portal.run_soon(self.outbox.post_room, self.key("room", room_id), packet,
-                                 room_id, size=len(packet))
+            self.portal.run_soon(self.outbox.post_room, self.key("room", room_id), record,
+                                 room_id, size=len(record))
 
     def close(self, client_id: int, code: int, reason: str) -> None:
         """Close a connection of another node (rooms' ``ctx.close``)."""
         if self.state is State.UP:
             self.post(self.channel(client_id >> NODE_SHIFT),
-                      pack(Kind.CLOSE, self.node, {"id": client_id, "code": code,
-                                                   "reason": reason}))
+                      pack(Kind.CLOSE, {"id": client_id, "code": code, "reason": reason}))
 
     # -- publishing ------------------------------------------------------------------
 
-    def post(self, channel: str, packet: bytes, client_id: int = 0) -> None:
-        """Queue one publish (``Outbox.post``)."""
-        self.outbox.post(channel, packet, client_id)
+    def post(self, channel: str, record: bytes, client_id: int = 0) -> None:
+        """Queue one record (``Outbox.post``)."""
+        self.outbox.post(channel, record, client_id)
 
     def post_to(self, node: int, kind: Kind, head: dict[str, Any],
                 data: str | bytes | None = None) -> None:
-        """Queue a packet for one node (replies; layers above: rooms)."""
-        self.outbox.post(self.channel(node), pack(kind, self.node, head, data))
+        """Queue a record for one node (replies; layers above: rooms)."""
+        self.outbox.post(self.channel(node), pack(kind, head, data))
 
     async def _publisher(self) -> None:
         outbox = self.outbox
