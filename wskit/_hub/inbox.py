@@ -5,11 +5,12 @@ batch of records, ``wire.py``) to :func:`receive`, in the order Redis
 pushed them, in the WebSocket's Trio thread; the records of a batch are
 done in order. A ``SEND`` carries the frame its sender encoded: a plain
 server connection gets it as it is, without decoding or encoding the
-message again. A send to a client that is not here (any more) is answered to its
-sender (a ``GONE`` packet, reported there to ``on_error``), and so is a
-send to a room of this node that failed here (``FAILED``: the room is not
-open, or ids are not in it); a malformed packet is logged and dropped;
-kinds that layers above add (rooms) go to their handlers.
+message again. A send to a client that is not here (any more) is answered
+to its sender (a ``GONE`` record, reported there to ``on_error``), and so
+is a send to a room of this node that failed here (``FAILED``: the room is
+not open, or ids are not in it). A malformed record is logged and dropped
+(a batch that cannot be walked: the rest of it); kinds that layers above
+add (rooms) go to their handlers.
 """
 
 from __future__ import annotations

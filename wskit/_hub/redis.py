@@ -7,21 +7,23 @@ A node starts by taking a *node number*: ``INCR wskit:node-counter``, then
 claiming ``wskit:node:{n}`` with a random token (``SET NX``; taken: next
 number). Its connection ids are ``n << 32 | k`` (``k`` counts from 1), so
 any node reads from an id which node holds it (``id >> 32``), and a send to
-a remote id costs one ``PUBLISH`` to that node's channel, no lookup. Node
+a remote id is a ``PUBLISH`` to that node's channel, no lookup. Node
 numbers stay below 2**21, so ids stay below 2**53: exact in JavaScript.
 
 Channels: each node subscribes to ``wskit:n:{n}`` (what is for it alone)
 and ``wskit:all`` (broadcasts). What a node sends goes through one
-publisher task (``outbox.py``): what one node sends reaches each other node
-in the order it was sent, and the fan-out on the receiving node
-(``inbox.py``) encodes each frame once for all its clients.
+publisher task (``outbox.py``), which puts what one round trip has for a
+node into one ``PUBLISH``: what one node sends reaches each other node in
+the order it was sent, and the receiving node (``inbox.py``) writes the
+frame a ``SEND`` carries as it is, and encodes a broadcast's frame once for
+all its clients.
 
 Keys, renewed every ``lease / 5`` seconds by the heartbeat: ``wskit:node:{n}``
 (the claim, ``PX lease``), ``wskit:ids:{n}`` and ``wskit:members:{n}`` (its
 connection ids and rooms, for the other nodes' ``view.View``),
 ``wskit:nodes`` (the set of node numbers; one that lost its ids key is dead
-and removed). A node that is
-killed leaves its keys to expire within ``lease`` seconds.
+and removed). A node that is killed leaves its keys to expire within
+``lease`` seconds.
 
 Faults: an unreachable Redis at start (or one that refuses the password,
 or a failed TLS handshake: ``connect.py``) raises ``Error(BACKPLANE)`` from
