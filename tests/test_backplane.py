@@ -83,6 +83,7 @@ def test_wire_send_carries_the_frame(data: str | bytes) -> None:
 
 
 @pytest.mark.parametrize("raw", [b"", batch_head(1), batch_head(1) + b"\x03\x00\x00\x00\x09ab",
+                                 b"\x63" + (batch_head(1) + pack(Kind.GONE, {}))[1:],
                                  batch_head(1) + pack(Kind.GONE, {})[:-1],
                                  batch_head(1) + pack(Kind.GONE, {}) + b"\x01"])
 def test_wire_refuses_garbage(raw: bytes) -> None:

@@ -1,13 +1,17 @@
 """What nodes of a cluster say to each other over the backplane, as bytes.
 
-Pure functions, no I/O. One Redis message is a *batch*: the sending node's
-number, then one or more *records*, each its kind and length, so that a
-node's publisher can put everything it has for one node into one
-``PUBLISH`` (``outbox.py``), and the receiver walks it without copying
-(:func:`records`)::
+Pure functions, no I/O. One Redis message is a *batch*: the format's version and
+the sending node's number, then one or more *records*, each its kind and
+length, so that a node's publisher can put everything it has for one node
+into one ``PUBLISH`` (``outbox.py``), and the receiver walks it without
+copying (:func:`records`)::
 
-    batch:   !I origin node   record...
+    batch:   !B version  !I origin node   record...
     record:  !B kind  !I body length  body
+
+A node refuses (logs and drops) a batch of another :data:`VERSION`: nodes
+of wskit versions that speak different formats cannot share a Redis
+database, and say so instead of misreading each other.
 
 A ``SEND`` record's body is the recipient's id and the WebSocket frame the
 sender encoded (:func:`pack_send`): the receiving node writes it as it is
@@ -33,15 +37,17 @@ from typing import Any, NamedTuple
 
 from .._core.protocol import frame_header
 
-__all__ = ["NODE_SHIFT", "SEND_TO", "Kind", "Packet", "batch_head", "frame_payload", "node_of",
-           "pack", "pack_send", "records", "unpack"]
+__all__ = ["NODE_SHIFT", "SEND_TO", "VERSION", "Kind", "Packet", "batch_head", "frame_payload",
+           "node_of", "pack", "pack_send", "records", "unpack"]
 
 #: Bits of a connection id below its node number: a node reads from an id
 #: which node holds it (``id >> NODE_SHIFT``). Node numbers stay below
 #: 2**21, so ids stay below 2**53: exact in JSON and JavaScript.
 NODE_SHIFT = 32
 
-_ORIGIN = struct.Struct("!I")
+#: The format of a batch; changed whenever its bytes change meaning.
+VERSION = 1
+_ORIGIN = struct.Struct("!BI")
 _RECORD = struct.Struct("!BI")
 _SEND = struct.Struct("!BIQ")
 #: The recipient's id at the start of a ``SEND`` body.
@@ -98,7 +104,7 @@ class Packet(NamedTuple):
 
 def batch_head(origin: int) -> bytes:
     """What starts every batch from node ``origin``."""
-    return _ORIGIN.pack(origin)
+    return _ORIGIN.pack(VERSION, origin)
 
 
 def pack_send(to: int, data: str | bytes) -> bytes:
@@ -130,7 +136,11 @@ def records(raw: bytes) -> tuple[int, Iterator[tuple[int, int, int]]]:
     iterator too, for a truncated record) if ``raw`` is not a batch."""
     if len(raw) < _ORIGIN.size + _RECORD.size:
         raise ValueError(f"not a backplane batch: {len(raw)} bytes")
-    (origin,) = _ORIGIN.unpack_from(raw)
+    version, origin = _ORIGIN.unpack_from(raw)
+    if version != VERSION:
+        raise ValueError(f"not a backplane batch of this wskit: format {version} from node "
+                         f"{origin}, this node speaks {VERSION} (nodes of different wskit "
+                         "versions share this Redis database?)")
     return origin, _walk(raw)
 
 
