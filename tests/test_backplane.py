@@ -17,6 +17,7 @@ from _procs import free_port
 from _redis import RedisServer, redis_server
 
 import wskit
+from wskit._hub.redis import RedisBackplane
 from wskit._hub.wire import Kind, pack, unpack
 
 
@@ -145,6 +146,41 @@ async def test_two_nodes_in_one_process(redis: RedisServer) -> None:
         assert errors[0].kind is wskit.ErrorKind.QUEUE
         assert errors[0].connection_id == on_b[0] + 1000
         assert f"reported by node {b.comms.node}" in str(errors[0])
+        a.shutdown()
+        b.shutdown()
+        clients.shutdown()
+
+
+async def test_slow_tick_hooks_leave_the_node_alive(redis: RedisServer) -> None:
+    """The layers' tick hooks (rooms renew their leases there) are slow on a
+    loaded node: the node's own keys are renewed every tick all the same,
+    so another node never takes it for dead meanwhile (it did once: the
+    heartbeat waited for the hooks, and a soak lost most of its messages)."""
+    settings = wskit.Settings(backplane=redis.url, backplane_lease=1.0)
+    async with wskit.WebSocket(wskit.Handler, settings) as a, \
+            wskit.WebSocket(wskit.Handler, settings) as b, \
+            wskit.WebSocket(wskit.Handler, wskit.Settings()) as clients:
+        _, port = await a.listen("127.0.0.1:0")
+        await clients.connect(f"ws://127.0.0.1:{port}/")
+        await wait_until(lambda: len(b.comms) == 1, "a's client seen by b")
+        (on_a,) = b.comms.ids
+        backplane = a.comms.hub.backplane
+        assert isinstance(backplane, RedisBackplane)
+        stuck = trio.Event()
+
+        async def slow_hook() -> None:  # five leases
+            stuck.set()
+            await trio.sleep(5)
+
+        backplane.tick_hooks.append(slow_hook)
+        with trio.fail_after(10):
+            await stuck.wait()
+        # Taken for dead = keys missing for a lease after they expire: two
+        # leases of silence. Watch for four.
+        with trio.move_on_after(4):
+            while True:
+                assert on_a in b.comms, "b took a for dead while a's hooks ran"
+                await trio.sleep(0.05)
         a.shutdown()
         b.shutdown()
         clients.shutdown()

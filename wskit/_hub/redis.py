@@ -22,7 +22,11 @@ Keys, renewed every ``lease / 5`` seconds by the heartbeat: ``wskit:node:{n}``
 (the claim, ``PX lease``), ``wskit:ids:{n}`` (the ids open on that node, a
 snapshot for ``comms.ids`` elsewhere), ``wskit:nodes`` (the set of node
 numbers; one that lost its ids key is dead and removed). A node that is
-killed leaves its keys to expire within ``lease`` seconds.
+killed leaves its keys to expire within ``lease`` seconds. The layers'
+tick hooks (rooms renew their own leases) run every tick in a task of
+their own: round trips are slow on a loaded node, and a heartbeat that
+waited for them let the node's keys expire while it was alive (other
+nodes then took it for dead). A renewal later than the lease is logged.
 
 Faults: an unreachable Redis at start raises ``Error(BACKPLANE)`` from the
 ``async with WebSocket`` block. Once serving, losing Redis makes the node
@@ -32,7 +36,11 @@ locally only, and reports messages that were in flight to
 ``comms.on_error``. The subscriber reconnects with exponential backoff (0.1
 to 2 s, jittered) and re-subscribes; the heartbeat re-claims the node number
 (raising the counter above it, since a Redis without persistence restarts
-empty). Delivery across an outage is at most once: nothing is replayed.
+empty). A command that times out (``max(2 s, lease)``: Redis stalled, or
+the node too loaded to read the answer in time) makes the node degraded
+too; if the subscription held, the node is back once the heartbeat is
+answered again. Delivery across an outage is at most once: nothing is
+replayed.
 
 Every method runs in the WebSocket's Trio thread unless it says otherwise.
 """
@@ -40,16 +48,13 @@ Every method runs in the WebSocket's Trio thread unless it says otherwise.
 from __future__ import annotations
 
 import contextlib
-import enum
 import logging
 import random
 import secrets
-import struct
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import coredis
-import coredis.exceptions
 import trio
 
 from .._errors import Error, ErrorKind
@@ -57,6 +62,12 @@ from .._io.portal import Portal
 from .._settings import redact
 from .backplane import gone
 from .delivery import fan_out
+from .health import State, failure
+from .leases import CLAIM as _CLAIM
+from .leases import RELEASE as _RELEASE
+from .leases import pack_ids as _pack_ids
+from .leases import text as _text
+from .leases import unpack_ids as _unpack_ids
 from .registry import Registry
 from .wire import Kind, Packet, pack, unpack
 
@@ -73,57 +84,9 @@ MAX_OUTBOX = 64 * 2**20
 #: Reconnection backoff bounds, seconds.
 BACKOFF_MIN, BACKOFF_MAX = 0.1, 2.0
 
-# Claim KEYS[1] for ARGV[1] (a token) for ARGV[2] ms, unless someone else
-# holds it; returns the holder afterwards. With KEYS[2], raise that counter
-# to at least ARGV[3] (a node number re-claimed after Redis restarted empty).
-_CLAIM = """
-local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[1] then return holder end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-if KEYS[2] then
-  if tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[3]) then
-    redis.call('SET', KEYS[2], ARGV[3])
-  end
-end
-return ARGV[1]
-"""
-# Delete KEYS[1] if ARGV[1] holds it.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
 def node_of(client_id: int) -> int:
     """The node number of the node that holds ``client_id``."""
     return client_id >> NODE_SHIFT
-
-
-def failure(exc: BaseException) -> BaseException | None:
-    """The Redis or network failure inside ``exc`` (an exception group of
-    them too), or ``None`` if it is something else (a bug: let it raise)."""
-    if isinstance(exc, BaseExceptionGroup):
-        leaves = [failure(sub) for sub in exc.exceptions]
-        return leaves[0] if leaves and all(leaves) else None
-    if isinstance(exc, (coredis.exceptions.RedisError, OSError, TimeoutError,
-                        trio.BrokenResourceError, trio.ClosedResourceError, EOFError)):
-        return exc
-    return None
-
-
-class State(enum.Enum):
-    CONNECTING = "connecting"
-    UP = "up"
-    DOWN = "down"  # lost Redis; reconnecting
-    STOPPED = "stopped"
-
-
-def _pack_ids(ids: frozenset[int]) -> bytes:
-    return struct.pack(f"!{len(ids)}Q", *ids)
-
-
-def _unpack_ids(raw: bytes) -> frozenset[int]:
-    return frozenset(struct.unpack(f"!{len(raw) // 8}Q", raw))
 
 
 class RedisBackplane:
@@ -167,6 +130,7 @@ class RedisBackplane:
         self._down_since = 0.0
         self._next_id = 0
         self._stopping = False
+        self._listening = False  # the subscriber's subscription is live
         self._scopes: set[trio.CancelScope] = set()
 
     # -- keys and channels ---------------------------------------------------------
@@ -202,6 +166,7 @@ class RedisBackplane:
                             await nursery.start(self._subscriber)
                             nursery.start_soon(self._stoppable, self._publisher)
                             nursery.start_soon(self._stoppable, self._heartbeat)
+                            nursery.start_soon(self._stoppable, self._ticker)
                             self.state = State.UP
                             log.info("backplane %s: this is node %d", redact(self.url),
                                      self.node)
@@ -300,7 +265,8 @@ class RedisBackplane:
         return "ok" if self.state is State.UP else "degraded"
 
     def _lost(self, exc: BaseException) -> None:
-        """Redis failed: degraded until the subscriber is back (logged once)."""
+        """Redis failed: degraded until the subscriber is back, or, if its
+        subscription held, until the heartbeat is answered (logged once)."""
         if self.state is not State.UP:
             return
         self.state = State.DOWN
@@ -312,13 +278,13 @@ class RedisBackplane:
                     "goes on, messages for other nodes are not sent until it is back",
                     redact(self.url), exc, self.node)
 
-    def _back(self) -> None:
+    def _back(self, how: str) -> None:
         if self.state is not State.DOWN:
             return
         self.state = State.UP
-        log.warning("backplane %s back after %.1f s: node %d re-subscribed; %d messages for "
-                    "other nodes were not sent meanwhile", redact(self.url),
-                    trio.current_time() - self._down_since, self.node, self._lost_in_outage)
+        log.warning("backplane %s back after %.1f s: node %d %s; %d messages for other nodes "
+                    "were not sent meanwhile", redact(self.url),
+                    trio.current_time() - self._down_since, self.node, how, self._lost_in_outage)
 
     def _drop(self, error: Error) -> None:
         """One cross-node message not sent: counted, handed to ``on_error``."""
@@ -445,8 +411,9 @@ class RedisBackplane:
                         first = False
                         task_status.started()
                     else:
-                        self._back()
+                        self._back("re-subscribed")
                     delay = BACKOFF_MIN
+                    self._listening = True
                     with self._stoppable_scope():
                         async for message in pubsub:
                             if message["type"] == "message":
@@ -459,6 +426,7 @@ class RedisBackplane:
                 if first or found is None:
                     raise
                 cause = found
+            self._listening = False
             self._lost(cause)
             with self._stoppable_scope():
                 await trio.sleep(delay * random.uniform(0.5, 1.0))
@@ -479,18 +447,46 @@ class RedisBackplane:
     # -- heartbeat -----------------------------------------------------------------------
 
     async def _heartbeat(self) -> None:
-        tick = self.lease / 5
+        """Renew this node's keys every tick. The layers' tick hooks run in
+        :meth:`_ticker`: however long they take (round trips are slow on a
+        loaded node), they cannot make this node miss its lease."""
+        tick, renewed = self.lease / 5, trio.current_time()
         while True:
             await trio.sleep(tick)
-            if self.state is not State.UP:
+            if self.state is not State.UP and not self._listening:
+                continue  # the subscriber reconnects, then says it is back
+            if not await self._guarded(_beat, self):
                 continue
-            try:
-                await _beat(self)
-            except Exception as exc:
-                cause = failure(exc)
-                if cause is None:
-                    raise
-                self._lost(cause)
+            now = trio.current_time()
+            if now - renewed > self.lease and self._down_since < renewed:
+                log.warning("backplane: node %d renewed its lease %.1f s after the previous "
+                            "renewal (lease %g s): other nodes may have taken it for dead "
+                            "meanwhile, moved its rooms and dropped its clients from theirs; "
+                            "this node or Redis is overloaded", self.node, now - renewed,
+                            self.lease)
+            renewed = now
+            if self._listening:  # a command timed out (Redis busy), the subscription held
+                self._back("answers again")
+
+    async def _ticker(self) -> None:
+        """The layers' tick hooks (rooms renew their leases), every tick while up."""
+        while True:
+            await trio.sleep(self.lease / 5)
+            for hook in list(self.tick_hooks) if self.state is State.UP else ():
+                if not await self._guarded(hook):
+                    break
+
+    async def _guarded(self, fn: Callable[..., Awaitable[None]], *args: Any) -> bool:
+        """``await fn(*args)``; a Redis failure makes the node degraded (False)."""
+        try:
+            await fn(*args)
+        except Exception as exc:
+            cause = failure(exc)
+            if cause is None:
+                raise
+            self._lost(cause)
+            return False
+        return True
 
     async def _write_ids(self, ms: int) -> None:
         ids = frozenset(self.registry.open)
@@ -503,6 +499,14 @@ class RedisBackplane:
         """Claim ``key`` for ``holder`` for ``ms`` ms unless another holds it;
         returns the holder afterwards."""
         return _text(await self.client.eval(_CLAIM, keys=[key], args=[holder, ms]))
+
+    async def claim_all(self, keys: list[str], holder: str, ms: int) -> list[str | None]:
+        """:meth:`claim` for each of ``keys``, in one round trip."""
+        if not keys:
+            return []
+        async with self.client.pipeline(transaction=False) as pipe:
+            replies = [pipe.eval(_CLAIM, keys=[key], args=[holder, ms]) for key in keys]
+        return [_text(await reply) for reply in replies]
 
     async def release(self, key: str, holder: str) -> None:
         """Delete ``key`` if ``holder`` holds it."""
@@ -590,11 +594,3 @@ async def _beat(bp: RedisBackplane) -> None:
                  ", ".join(map(str, dead)))
     bp._remote = remote
     bp.live = frozenset(remote) | {node}
-    for hook in list(bp.tick_hooks):
-        await hook()
-
-
-def _text(value: object) -> str | None:
-    if isinstance(value, bytes):
-        return value.decode()
-    return None if value is None else str(value)
