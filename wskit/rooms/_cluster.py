@@ -498,6 +498,13 @@ class RoomsCluster:
                               if v is not None}
 
     async def _stop(self) -> None:
+        # This node stops: members on other nodes leave its rooms (on_leave,
+        # 1001), so the rooms end and so can the node (it waited for them
+        # forever), and their nodes are told to join them again elsewhere.
+        for room_id, node in {(room_id, m.node) for (room_id, _), m in self.remote.items()}:
+            self.link.post_to(node, Kind.ROOM_MOVED, {"room": room_id})
+        for room_id, client_id in list(self.remote):
+            self._remote_left(room_id, client_id, CloseCode.AWAY, "room's node stopped")
         for room in self.host.local_rooms():  # on_persist ran when they were disposed of
             await self.link.release(self._key(room.id), str(self.node))
         await self.link.client.delete([self.link.key("rooms", self.node)])
