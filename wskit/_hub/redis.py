@@ -276,7 +276,8 @@ class RedisBackplane:
         self._lost_in_outage = 0
         log.warning("backplane %s unreachable (%s): node %d is degraded; local delivery "
                     "goes on, messages for other nodes are not sent until it is back",
-                    redact(self.url), exc, self.node)
+                    redact(self.url), str(exc).rpartition("caused error: ")[2] or repr(exc),
+                    self.node)  # (coredis names a pipeline's command: a whole message)
 
     def _back(self, how: str) -> None:
         if self.state is not State.DOWN:
