@@ -165,8 +165,8 @@ class RedisBackplane:
                         async with trio.open_nursery() as nursery:
                             await nursery.start(self._subscriber)
                             nursery.start_soon(self._stoppable, self._publisher)
-                            nursery.start_soon(self._stoppable, self._heartbeat)
-                            nursery.start_soon(self._stoppable, self._ticker)
+                            nursery.start_soon(self._stoppable, lambda: _heartbeat(self))
+                            nursery.start_soon(self._stoppable, lambda: _ticker(self))
                             self.state = State.UP
                             log.info("backplane %s: this is node %d", redact(self.url),
                                      self.node)
@@ -447,48 +447,6 @@ class RedisBackplane:
 
     # -- heartbeat -----------------------------------------------------------------------
 
-    async def _heartbeat(self) -> None:
-        """Renew this node's keys every tick. The layers' tick hooks run in
-        :meth:`_ticker`: however long they take (round trips are slow on a
-        loaded node), they cannot make this node miss its lease."""
-        tick, renewed = self.lease / 5, trio.current_time()
-        while True:
-            await trio.sleep(tick)
-            if self.state is not State.UP and not self._listening:
-                continue  # the subscriber reconnects, then says it is back
-            if not await self._guarded(_beat, self):
-                continue
-            now = trio.current_time()
-            if now - renewed > self.lease and self._down_since < renewed:
-                log.warning("backplane: node %d renewed its lease %.1f s after the previous "
-                            "renewal (lease %g s): other nodes may have taken it for dead "
-                            "meanwhile, moved its rooms and dropped its clients from theirs; "
-                            "this node or Redis is overloaded", self.node, now - renewed,
-                            self.lease)
-            renewed = now
-            if self._listening:  # a command timed out (Redis busy), the subscription held
-                self._back("answers again")
-
-    async def _ticker(self) -> None:
-        """The layers' tick hooks (rooms renew their leases), every tick while up."""
-        while True:
-            await trio.sleep(self.lease / 5)
-            for hook in list(self.tick_hooks) if self.state is State.UP else ():
-                if not await self._guarded(hook):
-                    break
-
-    async def _guarded(self, fn: Callable[..., Awaitable[None]], *args: Any) -> bool:
-        """``await fn(*args)``; a Redis failure makes the node degraded (False)."""
-        try:
-            await fn(*args)
-        except Exception as exc:
-            cause = failure(exc)
-            if cause is None:
-                raise
-            self._lost(cause)
-            return False
-        return True
-
     async def _write_ids(self, ms: int) -> None:
         ids = frozenset(self.registry.open)
         await self.client.set(self.key("ids", self.node), _pack_ids(ids), px=ms)
@@ -552,6 +510,50 @@ def _handle(bp: RedisBackplane, packet: Packet) -> None:
         handler = bp.handlers.get(packet.kind)
         if handler is not None:
             handler(packet)
+
+
+async def _heartbeat(bp: RedisBackplane) -> None:
+    """Renew the node's keys every tick. The layers' tick hooks run in
+    :func:`_ticker`: however long they take (round trips are slow on a
+    loaded node), they cannot make this node miss its lease."""
+    tick, renewed = bp.lease / 5, trio.current_time()
+    while True:
+        await trio.sleep(tick)
+        if bp.state is not State.UP and not bp._listening:
+            continue  # the subscriber reconnects, then says it is back
+        if not await _guarded(bp, _beat, bp):
+            continue
+        now = trio.current_time()
+        if now - renewed > bp.lease and bp._down_since < renewed:
+            log.warning("backplane: node %d renewed its lease %.1f s after the previous "
+                        "renewal (lease %g s): other nodes may have taken it for dead "
+                        "meanwhile, moved its rooms and dropped its clients from theirs; "
+                        "this node or Redis is overloaded", bp.node, now - renewed, bp.lease)
+        renewed = now
+        if bp._listening:  # a command timed out (Redis busy), the subscription held
+            bp._back("answers again")
+
+
+async def _ticker(bp: RedisBackplane) -> None:
+    """The layers' tick hooks (rooms renew their leases), every tick while up."""
+    while True:
+        await trio.sleep(bp.lease / 5)
+        for hook in list(bp.tick_hooks) if bp.state is State.UP else ():
+            if not await _guarded(bp, hook):
+                break
+
+
+async def _guarded(bp: RedisBackplane, fn: Callable[..., Awaitable[None]], *args: Any) -> bool:
+    """``await fn(*args)``; a Redis failure makes the node degraded (False)."""
+    try:
+        await fn(*args)
+    except Exception as exc:
+        cause = failure(exc)
+        if cause is None:
+            raise
+        bp._lost(cause)
+        return False
+    return True
 
 
 async def _beat(bp: RedisBackplane) -> None:
