@@ -3,7 +3,8 @@
 ``redis_server()`` starts Debian's ``redis-server`` on a free loopback port
 with no persistence (``--save '' --appendonly no``), waits until it answers
 ``PING``, and stops it when the block is left. ``RedisServer.stop()`` and
-``start()`` stop and restart it on the same port (the outage tests).
+``start()`` stop and restart it on the same port (the outage tests);
+``RedisServer.pause()`` stalls it without closing a connection.
 ``tls=TLSFiles(...)`` serves TLS only on that port (``--port 0 --tls-port``,
 client certificates not required); ``password=`` sets ``--requirepass``.
 
@@ -95,6 +96,13 @@ class RedisServer:
             if time.monotonic() > deadline:
                 pytest.fail(f"redis-server did not answer on port {self.port}")
             time.sleep(0.05)
+
+    def pause(self, ms: int) -> None:
+        """``CLIENT PAUSE ms ALL``: Redis keeps every connection but answers no
+        command for ``ms`` ms (a stall, as under load; subscribers stay)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=START_TIMEOUT) as sock:
+            sock.sendall(f"CLIENT PAUSE {ms} ALL\r\n".encode())
+            assert sock.recv(64).startswith(b"+OK")
 
     def stop(self) -> None:
         if self.proc is None:

@@ -18,6 +18,7 @@ from _redis import RedisServer, redis_server
 
 import wskit
 from wskit._hub.outbox import MAX_PUBLISH, Entry, coalesce
+from wskit._hub.redis import RedisBackplane
 from wskit._hub.wire import (
     SEND_TO,
     Kind,
@@ -230,6 +231,41 @@ async def test_two_nodes_in_one_process(redis: RedisServer) -> None:
         await wait_until(lambda: len(errors) == 3, "two more late errors")
         assert [e.connection_id for e in errors[1:]] == [dead | 1, dead | 2]
         assert all("its node 1048579 is gone" in str(e) for e in errors[1:])
+        a.shutdown()
+        b.shutdown()
+        clients.shutdown()
+
+
+async def test_slow_tick_hooks_leave_the_node_alive(redis: RedisServer) -> None:
+    """The layers' tick hooks (rooms renew their leases there) are slow on a
+    loaded node: the node's own keys are renewed every tick all the same,
+    so another node never takes it for dead meanwhile (it did once: the
+    heartbeat waited for the hooks, and a soak lost most of its messages)."""
+    settings = wskit.Settings(backplane=redis.url, backplane_lease=1.0)
+    async with wskit.WebSocket(wskit.Handler, settings) as a, \
+            wskit.WebSocket(wskit.Handler, settings) as b, \
+            wskit.WebSocket(wskit.Handler, wskit.Settings()) as clients:
+        _, port = await a.listen("127.0.0.1:0")
+        await clients.connect(f"ws://127.0.0.1:{port}/")
+        await wait_until(lambda: len(b.comms) == 1, "a's client seen by b")
+        (on_a,) = b.comms.ids
+        backplane = a.comms.hub.backplane
+        assert isinstance(backplane, RedisBackplane)
+        stuck = trio.Event()
+
+        async def slow_hook() -> None:  # five leases
+            stuck.set()
+            await trio.sleep(5)
+
+        backplane.tick_hooks.append(slow_hook)
+        with trio.fail_after(10):
+            await stuck.wait()
+        # Taken for dead = keys missing for a lease after they expire: two
+        # leases of silence. Watch for four.
+        with trio.move_on_after(4):
+            while True:
+                assert on_a in b.comms, "b took a for dead while a's hooks ran"
+                await trio.sleep(0.05)
         a.shutdown()
         b.shutdown()
         clients.shutdown()

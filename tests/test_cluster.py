@@ -181,6 +181,31 @@ def test_redis_restart_while_serving(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_redis_stalling_while_serving(tmp_path: Path) -> None:
+    """Redis answers nothing for longer than a command may wait, but closes no
+    connection: the nodes are degraded while it stalls, and serve other nodes
+    again once it answers, although their subscriptions never broke."""
+    with redis_server(tmp_path) as redis, nodes(redis, 2) as (a, b):
+        alice, alice_id = client(a)
+        bob, bob_id = client(b)
+        alice.send(f"to {bob_id} before")
+        assert bob.recv(timeout=TIMEOUT) == "before"
+        redis.pause(4000)  # a command times out after max(2 s, the lease)
+        for node in (a, b):
+            node.errors.until(lambda line: "is degraded" in line)
+        wait_for(lambda: ask(alice, "health", "health:") == "ok"
+                 and ask(bob, "health", "health:") == "ok", "both nodes healthy again",
+                 timeout=20)
+        alice.send(f"to {bob_id} after")
+        assert "after" in drain(bob)
+        bob.send(f"to {alice_id} back")
+        assert "back" in drain(alice)
+        for node in (a, b):
+            back = node.errors.until(lambda line: "back after" in line)
+            assert "answers again" in back, back
+            assert sum("unreachable" in line for line in node.errors.seen) == 1, node.errors.seen
+
+
 def test_workers_on_one_port_act_as_one_server_through_the_backplane(tmp_path: Path) -> None:
     """``--workers 2 --backplane``: two processes behind one port; a client of
     one worker reaches a client of the other by id, and a broadcast reaches

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -173,6 +174,26 @@ def test_owner_killed_room_moves(tmp_path: Path) -> None:
         summary = json.loads(http_get(b.port, "/rooms")[2])
         assert [(r["room_id"], r["node"], r["clients"]) for r in summary["rooms"]] == [
             ("keep", new_owner, 1)]
+        del alice
+
+
+def test_owner_stopped_while_a_remote_member_stays(tmp_path: Path) -> None:
+    """The owner shuts down gracefully while a member on another node stays
+    connected: the owner's room ends with it (its ``on_leave`` for the remote
+    member), the owner exits, and the room comes back on the other node."""
+    with redis_server(tmp_path) as redis, cluster(redis, 2) as c:
+        a, b = c.servers
+        alice, _, owner = c.join(a, "stay", "alice")
+        bob, bob_id, _ = c.join(b, "stay", "bob")
+        assert owner == node_number(a)
+        a.proc.send_signal(signal.SIGTERM)
+        try:
+            assert a.proc.wait(timeout=TIMEOUT) == 0
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the owner did not exit with a remote member in its room: "
+                        f"{a.errors.seen}")
+        new_owner = node_number(b)
+        assert until(bob, "join bob", timeout=15) == f"join bob {bob_id} on {new_owner}"
         del alice
 
 

@@ -23,7 +23,10 @@ Keys, renewed every ``lease / 5`` seconds by the heartbeat: ``wskit:node:{n}``
 connection ids and rooms, for the other nodes' ``view.View``),
 ``wskit:nodes`` (the set of node numbers; one that lost its ids key is dead
 and removed). A node that is killed leaves its keys to expire within
-``lease`` seconds.
+``lease`` seconds. The layers' tick hooks (rooms renew their own leases)
+run every tick in a task of their own: round trips are slow on a loaded node, and a heartbeat that
+waited for them let the node's keys expire while it was alive (other
+nodes then took it for dead). A renewal later than the lease is logged.
 
 Faults: an unreachable Redis at start (or one that refuses the password,
 or a failed TLS handshake: ``connect.py``) raises ``Error(BACKPLANE)`` from
@@ -34,7 +37,11 @@ locally only, and reports messages that were in flight to
 ``comms.on_error``. The subscriber reconnects with exponential backoff (0.1
 to 2 s, jittered) and re-subscribes; the heartbeat re-claims the node number
 (raising the counter above it, since a Redis without persistence restarts
-empty). Delivery across an outage is at most once: nothing is replayed.
+empty). A command that times out (``max(2 s, lease)``: Redis stalled, or
+the node too loaded to read the answer in time) makes the node degraded
+too; if the subscription held, the node is back once the heartbeat is
+answered again. Delivery across an outage is at most once: nothing is
+replayed.
 
 Every method runs in the WebSocket's Trio thread unless it says otherwise.
 """
@@ -42,15 +49,12 @@ Every method runs in the WebSocket's Trio thread unless it says otherwise.
 from __future__ import annotations
 
 import contextlib
-import enum
 import logging
 import random
 import secrets
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
-import coredis
-import coredis.exceptions
 import trio
 
 from .._errors import Error, ErrorKind
@@ -59,7 +63,11 @@ from .._settings import redact
 from .backplane import gone
 from .connect import explain, open_client
 from .delivery import fan_out
+from .health import State, failure
 from .inbox import receive
+from .leases import CLAIM as _CLAIM
+from .leases import RELEASE as _RELEASE
+from .leases import text as _text
 from .outbox import MAX_OUTBOX, Outbox
 from .registry import Registry
 from .view import View
@@ -76,44 +84,6 @@ _CHANNEL = "wskit:n:"
 #: Reconnection backoff bounds, seconds.
 BACKOFF_MIN, BACKOFF_MAX = 0.1, 2.0
 
-# Claim KEYS[1] for ARGV[1] (a token) for ARGV[2] ms, unless someone else
-# holds it; returns the holder afterwards. With KEYS[2], raise that counter
-# to at least ARGV[3] (a node number re-claimed after Redis restarted empty).
-_CLAIM = """
-local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[1] then return holder end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-if KEYS[2] then
-  if tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[3]) then
-    redis.call('SET', KEYS[2], ARGV[3])
-  end
-end
-return ARGV[1]
-"""
-# Delete KEYS[1] if ARGV[1] holds it.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
-def failure(exc: BaseException) -> BaseException | None:
-    """The Redis or network failure inside ``exc`` (an exception group of
-    them too), or ``None`` if it is something else (a bug: let it raise)."""
-    if isinstance(exc, BaseExceptionGroup):
-        leaves = [failure(sub) for sub in exc.exceptions]
-        return leaves[0] if leaves and all(leaves) else None
-    if isinstance(exc, (coredis.exceptions.RedisError, OSError, TimeoutError,
-                        trio.BrokenResourceError, trio.ClosedResourceError, EOFError)):
-        return exc
-    return None
-
-
-class State(enum.Enum):
-    CONNECTING = "connecting"
-    UP = "up"
-    DOWN = "down"  # lost Redis; reconnecting
-    STOPPED = "stopped"
 
 
 class RedisBackplane:
@@ -152,6 +122,7 @@ class RedisBackplane:
         self._down_since = 0.0
         self._next_id = 0
         self._stopping = False
+        self._listening = False  # the subscriber's subscription is live
         self._scopes: set[trio.CancelScope] = set()
 
     # -- keys and channels ---------------------------------------------------------
@@ -181,7 +152,8 @@ class RedisBackplane:
                         async with trio.open_nursery() as nursery:
                             await nursery.start(self._subscriber)
                             nursery.start_soon(self._stoppable, self._publisher)
-                            nursery.start_soon(self._stoppable, self._heartbeat)
+                            nursery.start_soon(self._stoppable, lambda: _heartbeat(self))
+                            nursery.start_soon(self._stoppable, lambda: _ticker(self))
                             self.state = State.UP
                             log.info("backplane %s: this is node %d", redact(self.url),
                                      self.node)
@@ -278,7 +250,8 @@ class RedisBackplane:
         return "ok" if self.state is State.UP else "degraded"
 
     def _lost(self, exc: BaseException) -> None:
-        """Redis failed: degraded until the subscriber is back (logged once)."""
+        """Redis failed: degraded until the subscriber is back, or, if its
+        subscription held, until the heartbeat is answered (logged once)."""
         if self.state is not State.UP:
             return
         self.state = State.DOWN
@@ -287,15 +260,16 @@ class RedisBackplane:
         self._lost_in_outage = 0
         log.warning("backplane %s unreachable (%s): node %d is degraded; local delivery "
                     "goes on, messages for other nodes are not sent until it is back",
-                    redact(self.url), exc, self.node)
+                    redact(self.url), str(exc).rpartition("caused error: ")[2] or repr(exc),
+                    self.node)  # (coredis names a pipeline's command: a whole message)
 
-    def _back(self) -> None:
+    def _back(self, how: str) -> None:
         if self.state is not State.DOWN:
             return
         self.state = State.UP
-        log.warning("backplane %s back after %.1f s: node %d re-subscribed; %d messages for "
-                    "other nodes were not sent meanwhile", redact(self.url),
-                    trio.current_time() - self._down_since, self.node, self._lost_in_outage)
+        log.warning("backplane %s back after %.1f s: node %d %s; %d messages for other nodes "
+                    "were not sent meanwhile", redact(self.url),
+                    trio.current_time() - self._down_since, self.node, how, self._lost_in_outage)
 
     def _drop(self, error: Error) -> None:
         """One cross-node message not sent: counted, handed to ``on_error``."""
@@ -429,8 +403,9 @@ class RedisBackplane:
                         first = False
                         task_status.started()
                     else:
-                        self._back()
+                        self._back("re-subscribed")
                     delay = BACKOFF_MIN
+                    self._listening = True
                     with self._stoppable_scope():
                         async for message in pubsub:
                             if message["type"] == "message":
@@ -443,6 +418,7 @@ class RedisBackplane:
                 if first or found is None:
                     raise
                 cause = found
+            self._listening = False
             self._lost(cause)
             with self._stoppable_scope():
                 await trio.sleep(delay * random.uniform(0.5, 1.0))
@@ -454,19 +430,6 @@ class RedisBackplane:
 
     # -- heartbeat -----------------------------------------------------------------------
 
-    async def _heartbeat(self) -> None:
-        tick = self.lease / 5
-        while True:
-            await trio.sleep(tick)
-            if self.state is not State.UP:
-                continue
-            try:
-                await _beat(self)
-            except Exception as exc:
-                cause = failure(exc)
-                if cause is None:
-                    raise
-                self._lost(cause)
 
     # -- keys for layers above -------------------------------------------------------
 
@@ -475,12 +438,64 @@ class RedisBackplane:
         returns the holder afterwards."""
         return _text(await self.client.eval(_CLAIM, keys=[key], args=[holder, ms]))
 
+    async def claim_all(self, keys: list[str], holder: str, ms: int) -> list[str | None]:
+        """:meth:`claim` for each of ``keys``, in one round trip."""
+        if not keys:
+            return []
+        async with self.client.pipeline(transaction=False) as pipe:
+            replies = [pipe.eval(_CLAIM, keys=[key], args=[holder, ms]) for key in keys]
+        return [_text(await reply) for reply in replies]
+
     async def release(self, key: str, holder: str) -> None:
         """Delete ``key`` if ``holder`` holds it."""
         await self.client.eval(_RELEASE, keys=[key], args=[holder])
 
     def __repr__(self) -> str:
         return f"<wskit Redis backplane {redact(self.url)} node {self.node} {self.state.value}>"
+
+
+async def _heartbeat(bp: RedisBackplane) -> None:
+    """Renew the node's keys every tick. The layers' tick hooks run in
+    :func:`_ticker`: however long they take (round trips are slow on a
+    loaded node), they cannot make this node miss its lease."""
+    tick, renewed = bp.lease / 5, trio.current_time()
+    while True:
+        await trio.sleep(tick)
+        if bp.state is not State.UP and not bp._listening:
+            continue  # the subscriber reconnects, then says it is back
+        if not await _guarded(bp, _beat, bp):
+            continue
+        now = trio.current_time()
+        if now - renewed > bp.lease and bp._down_since < renewed:
+            log.warning("backplane: node %d renewed its lease %.1f s after the previous "
+                        "renewal (lease %g s): other nodes may have taken it for dead "
+                        "meanwhile, moved its rooms and dropped its clients from theirs; "
+                        "this node or Redis is overloaded", bp.node, now - renewed, bp.lease)
+        renewed = now
+        if bp._listening:  # a command timed out (Redis busy), the subscription held
+            bp._back("answers again")
+
+
+async def _ticker(bp: RedisBackplane) -> None:
+    """The layers' tick hooks (rooms renew their leases), every tick while up."""
+    while True:
+        await trio.sleep(bp.lease / 5)
+        for hook in list(bp.tick_hooks) if bp.state is State.UP else ():
+            if not await _guarded(bp, hook):
+                break
+
+
+async def _guarded(bp: RedisBackplane, fn: Callable[..., Awaitable[None]], *args: Any) -> bool:
+    """``await fn(*args)``; a Redis failure makes the node degraded (False)."""
+    try:
+        await fn(*args)
+    except Exception as exc:
+        cause = failure(exc)
+        if cause is None:
+            raise
+        bp._lost(cause)
+        return False
+    return True
 
 
 async def _beat(bp: RedisBackplane) -> None:
@@ -511,11 +526,3 @@ async def _beat(bp: RedisBackplane) -> None:
         await bp.client.srem(bp.key("nodes"), dead)
         log.info("backplane: node%s %s gone", "s" if len(dead) > 1 else "",
                  ", ".join(map(str, dead)))
-    for hook in list(bp.tick_hooks):
-        await hook()
-
-
-def _text(value: object) -> str | None:
-    if isinstance(value, bytes):
-        return value.decode()
-    return None if value is None else str(value)

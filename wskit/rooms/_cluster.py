@@ -74,6 +74,7 @@ class Link(Protocol):
                 data: str | bytes | None = None) -> None: ...
     def close(self, client_id: int, code: int, reason: str) -> None: ...
     async def claim(self, key: str, holder: str, ms: int) -> str | None: ...
+    async def claim_all(self, keys: list[str], holder: str, ms: int) -> list[str | None]: ...
     async def release(self, key: str, holder: str) -> None: ...
     def health(self) -> str: ...
 
@@ -415,10 +416,14 @@ class RoomsCluster:
     # -- the heartbeat -------------------------------------------------------------------
 
     async def _tick(self) -> None:
+        # One round trip for all the leases, one for all the vacancies: on
+        # a loaded node each round trip is slow, and a lease renewed a room
+        # at a time expired while its owner was alive (the room moved).
         link, node, ms = self.link, self.node, self._ms
         mine = str(node)
-        for room in self.host.local_rooms():
-            holder = await link.claim(self._key(room.id), mine, ms)
+        rooms = list(self.host.local_rooms())
+        holders = await link.claim_all([self._key(room.id) for room in rooms], mine, ms)
+        for room, holder in zip(rooms, holders, strict=True):
             if holder != mine and holder is not None:
                 self._abdicate(room, int(holder))
             else:
@@ -428,25 +433,28 @@ class RoomsCluster:
                 log.info("room %r: client %d's node %d is gone", room_id, client_id,
                          member.node)
                 self._remote_left(room_id, client_id, CloseCode.ABNORMAL, "node gone")
-        for room_id, proxy in list(self.proxies.items()):
+        proxies = list(self.proxies.items())
+        found = await link.client.mget([self._key(room_id) for room_id, _ in proxies]
+                                       ) if proxies else ()
+        for (room_id, proxy), value in zip(proxies, found, strict=True):
             if not proxy.members:  # its last member left meanwhile
                 if self.proxies.get(room_id) is proxy:
                     del self.proxies[room_id]
                 continue
-            holder = await self._vacated(room_id)
+            holder = await self._vacated(room_id, value)
             if holder is not None and int(holder) != proxy.owner:
                 log.info("room %r: its owner changed from node %d to node %s", room_id,
                          proxy.owner, holder)
                 await self._rehome(room_id)
         await self._share_stats()
 
-    async def _vacated(self, room_id: str) -> str | None:
-        """The room's holder; this node if it took the room over, which it
-        does once the key has been free for a whole lease: a live owner
-        re-claims its rooms within a heartbeat after Redis restarted empty,
-        so only a dead owner's rooms move."""
+    async def _vacated(self, room_id: str, holder: object) -> str | None:
+        """The room's holder (``holder``: its key's value, just read); this
+        node if it took the room over, which it does once the key has been
+        free for a whole lease: a live owner re-claims its rooms within a
+        heartbeat after Redis restarted empty, so only a dead owner's rooms
+        move."""
         key, now = self._key(room_id), trio.current_time()
-        holder = await self.link.client.get(key)
         if holder is not None:
             self._vacant.pop(room_id, None)
             return holder.decode() if isinstance(holder, bytes) else str(holder)
@@ -491,6 +499,13 @@ class RoomsCluster:
                               if v is not None}
 
     async def _stop(self) -> None:
+        # This node stops: members on other nodes leave its rooms (on_leave,
+        # 1001), so the rooms end and so can the node (it waited for them
+        # forever), and their nodes are told to join them again elsewhere.
+        for room_id, node in {(room_id, m.node) for (room_id, _), m in self.remote.items()}:
+            self.link.post_to(node, Kind.ROOM_MOVED, {"room": room_id})
+        for room_id, client_id in list(self.remote):
+            self._remote_left(room_id, client_id, CloseCode.AWAY, "room's node stopped")
         for room in self.host.local_rooms():  # on_persist ran when they were disposed of
             await self.link.release(self._key(room.id), str(self.node))
         await self.link.client.delete([self.link.key("rooms", self.node)])
