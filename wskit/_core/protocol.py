@@ -32,6 +32,7 @@ from wsproto.frame_protocol import Opcode, ParseFailed
 from .._errors import Error, ErrorKind
 from .frames import LATE_REGISTERED, FrameLayer
 from .messages import BinaryMessage, CloseCode, Message, TextMessage, close_code
+from .smallframes import take_small
 
 __all__ = [
     "CloseReceived",
@@ -180,6 +181,9 @@ class ConnectionCore:
         self._proto = FrameLayer(client, list(extensions), max_message_size)
         # Server side without extensions: frames need no mask and no deflate.
         self._plain = not client and not self._proto.extensions
+        # No extensions: small messages may skip wsproto (take_small).
+        self._fast = not self._proto.extensions
+        self._masked = not client  # a server reads masked frames
         self._limit = max_message_size
         #: Where the connection is; changed by ``_move()`` only.
         self.state = CoreState.OPEN
@@ -206,7 +210,20 @@ class ConnectionCore:
             self._move(CoreState.CLOSED)
             self._parts.clear()
             return [Lost()]
-        self._proto.receive_bytes(data)  # type: ignore[arg-type]
+        proto = self._proto
+        if self._fast and state is CoreState.OPEN and proto.at_rest:
+            # The common read: whole small messages, read without wsproto
+            # (smallframes.py); whatever else follows is wsproto's.
+            events: list[CoreEvent]
+            events, used = take_small(data, self._masked, self._limit)  # type: ignore[assignment]
+            if used == len(data):
+                return events
+            if used:
+                data = data[used:]
+                proto.receive_bytes(data)  # type: ignore[arg-type]
+                events += self._events()
+                return events
+        proto.receive_bytes(data)  # type: ignore[arg-type]
         return self._events()
 
     def pending_events(self) -> list[CoreEvent]:
