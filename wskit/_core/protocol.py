@@ -181,8 +181,11 @@ class ConnectionCore:
         self._proto = FrameLayer(client, list(extensions), max_message_size)
         # Server side without extensions: frames need no mask and no deflate.
         self._plain = not client and not self._proto.extensions
-        # No extensions: small messages may skip wsproto (take_small).
-        self._fast = not self._proto.extensions
+        # No extensions: small messages may skip wsproto (take_small)...
+        self._small = not self._proto.extensions
+        # ... when wsproto holds no partial frame or message (checked after
+        # each time wsproto decodes, in _events()).
+        self._fast = self._small and not trailing_data
         self._masked = not client  # a server reads masked frames
         self._limit = max_message_size
         #: Where the connection is; changed by ``_move()`` only.
@@ -210,8 +213,7 @@ class ConnectionCore:
             self._move(CoreState.CLOSED)
             self._parts.clear()
             return [Lost()]
-        proto = self._proto
-        if self._fast and state is CoreState.OPEN and proto.at_rest:
+        if self._fast and state is CoreState.OPEN:
             # The common read: whole small messages, read without wsproto
             # (smallframes.py); whatever else follows is wsproto's.
             events: list[CoreEvent]
@@ -219,11 +221,10 @@ class ConnectionCore:
             if used == len(data):
                 return events
             if used:
-                data = data[used:]
-                proto.receive_bytes(data)  # type: ignore[arg-type]
+                self._proto.receive_bytes(data[used:])  # type: ignore[arg-type]
                 events += self._events()
                 return events
-        proto.receive_bytes(data)  # type: ignore[arg-type]
+        self._proto.receive_bytes(data)  # type: ignore[arg-type]
         return self._events()
 
     def pending_events(self) -> list[CoreEvent]:
@@ -259,6 +260,7 @@ class ConnectionCore:
                     break
         except ParseFailed as exc:
             append(self._fail(exc))
+        self._fast = self._small and self._proto.at_rest
         return events
 
     def _join(self) -> Message:
@@ -340,13 +342,28 @@ class ConnectionCore:
             raise Error(f"cannot send: connection is {state.value}", ErrorKind.QUEUE)
         if self._plain:
             # A server frame without extensions is a header and the payload
-            # as it is: queued as two buffers, written with one writev(), so
-            # a large payload is never copied onto its header.
-            payload = data.encode("utf-8") if isinstance(data, str) else data
-            head = frame_header(isinstance(data, str), len(payload))
-            self._out.append(head)
-            self._out.append(payload)
-            size = len(head) + len(payload)
+            # as it is. A small one is joined into one buffer (one plain
+            # write() for the common reply); a larger one is queued as two
+            # buffers, written with one writev(), so that it is never copied
+            # onto its header.
+            if isinstance(data, str):
+                payload = data.encode("utf-8")
+                heads = _TEXT_HEADS
+            else:
+                payload, heads = data, _BINARY_HEADS
+            size = len(payload)
+            if size < 126:
+                frame = heads[size] + payload
+                self._out.append(frame)
+                size += 2
+            else:
+                head = frame_header(heads is _TEXT_HEADS, size)
+                if size <= _JOIN:
+                    self._out.append(head + payload)
+                else:
+                    self._out.append(head)
+                    self._out.append(payload)
+                size += len(head)
             self.output_size += size
             return size
         return self._queue(self._proto.send_data(data))
@@ -440,6 +457,14 @@ def _message(data: str | bytes | bytearray) -> Message:
     if isinstance(data, str):
         return _new_text(TextMessage, data)
     return _new_binary(BinaryMessage, data)
+
+
+# Up to this payload size a frame is one buffer: copying the payload costs
+# less than writev()'s second buffer.
+_JOIN = 4096
+# The headers of the final unmasked frames with a 7-bit length, made once.
+_TEXT_HEADS = [bytes((0x81, size)) for size in range(126)]
+_BINARY_HEADS = [bytes((0x82, size)) for size in range(126)]
 
 
 def frame_header(text: bool, size: int) -> bytes:
