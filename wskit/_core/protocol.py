@@ -93,6 +93,12 @@ _TRANSITIONS: dict[CoreState, frozenset[CoreState]] = {
 }
 # Where frames may still be queued: before our close frame is.
 _SENDING = frozenset({CoreState.OPEN, CoreState.REMOTE_CLOSING, CoreState.FAILING})
+# For the per-message paths: Python 3.11 looks a member up on its Enum class
+# through EnumType.__getattr__, four times the cost of a global.
+_OPEN = CoreState.OPEN
+_LOCAL_CLOSING = CoreState.LOCAL_CLOSING
+_REMOTE_CLOSING = CoreState.REMOTE_CLOSING
+_FAILING = CoreState.FAILING
 
 
 class Ping:
@@ -206,14 +212,14 @@ class ConnectionCore:
     def receive_data(self, data: bytes | bytearray | None) -> list[CoreEvent]:
         """Feed what the socket read; ``None`` or ``b""`` means end of stream."""
         state = self.state
-        if state is not CoreState.OPEN and state is not CoreState.LOCAL_CLOSING:
+        if state is not _OPEN and state is not _LOCAL_CLOSING:
             return []  # nothing after a close frame is read (section 5.5.1)
         if not data:
             # Section 7.1.5: closed without a close frame: code 1006.
             self._move(CoreState.CLOSED)
             self._parts.clear()
             return [Lost()]
-        if self._fast and state is CoreState.OPEN:
+        if self._fast and state is _OPEN:
             # The common read: whole small messages, read without wsproto
             # (smallframes.py); whatever else follows is wsproto's.
             events: list[CoreEvent]
@@ -337,8 +343,7 @@ class ConnectionCore:
         Raises :class:`Error` (``QUEUE``) once our close frame is queued.
         """
         state = self.state
-        if (state is not CoreState.OPEN and state is not CoreState.REMOTE_CLOSING
-                and state is not CoreState.FAILING):
+        if state is not _OPEN and state is not _REMOTE_CLOSING and state is not _FAILING:
             raise Error(f"cannot send: connection is {state.value}", ErrorKind.QUEUE)
         if self._plain:
             # A server frame without extensions is a header and the payload
@@ -377,8 +382,7 @@ class ConnectionCore:
     def send_frame(self, frame: bytes) -> int:
         """Queue a frame encoded once for many connections (a broadcast)."""
         state = self.state
-        if (state is not CoreState.OPEN and state is not CoreState.REMOTE_CLOSING
-                and state is not CoreState.FAILING):
+        if state is not _OPEN and state is not _REMOTE_CLOSING and state is not _FAILING:
             raise Error(f"cannot send: connection is {state.value}", ErrorKind.QUEUE)
         return self._queue(frame)
 

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import trio
+from trio.lowlevel import checkpoint, wait_readable
 
 __all__ = ["SOCKET_ERRORS", "FrameSource", "Transport", "WriteState", "or_inf", "tune_socket",
            "why"]
@@ -85,6 +86,10 @@ _WRITE_MOVES: dict[WriteState, frozenset[WriteState]] = {
     WriteState.CLOSED: frozenset(),
 }
 
+
+# For the per-message write: Python 3.11 looks a member up on its Enum class
+# through EnumType.__getattr__, four times the cost of a global.
+_IDLE = WriteState.IDLE
 
 # By value: a str's hash is cached, an Enum member's is computed in Python.
 _WRITE_MOVES_BY_VALUE = {frm.value: frozenset(to.value for to in tos)
@@ -148,11 +153,9 @@ class Transport:
         ``yield_first=False`` skips the checkpoint before trying the read:
         only for a read that is not in a loop (a peer sending without pause
         must not keep this task from yielding)."""
-        size = self._read_size
-        fd = self.fd
-        if fd is None:  # TLS (or any other stream): its own receive_some
+        if self.fd is None:  # TLS (or any other stream): its own receive_some
             try:
-                return bytes(await self.stream.receive_some(size))
+                return bytes(await self.stream.receive_some(self._read_size))
             except SOCKET_ERRORS as exc:
                 self._owner.lost(why(exc))
                 return b""
@@ -163,23 +166,24 @@ class Transport:
         # the read, and waits in epoll after it: two trips. Measured: +20-30%
         # echo throughput.
         if yield_first:
-            await trio.lowlevel.checkpoint()
+            await checkpoint()
+        data = self.read_ready()
+        if data is None:
+            data = await self.read_wait()
+        return data
+
+    def read_ready(self) -> bytes | None:
+        """Plain TCP only: what the kernel holds now, without waiting;
+        ``None`` if nothing yet, ``b""`` at the end of the stream (or when it
+        broke: ``lost`` was told why). Not a checkpoint: see :meth:`read`."""
+        size = self._read_size
         try:
-            data = os.read(fd, size)
+            data = os.read(self.fd, size)  # type: ignore[arg-type]
         except BlockingIOError:
-            data = None
+            return None
         except OSError as exc:
             self._owner.lost(f"read failed: {exc}")
             return b""
-        while data is None:
-            try:
-                await trio.lowlevel.wait_readable(fd)
-                data = os.read(fd, size)
-            except BlockingIOError:
-                continue  # a spurious wake-up
-            except (OSError, trio.ClosedResourceError) as exc:
-                self._owner.lost(f"read failed: {exc}")
-                return b""
         # A read that filled the buffer means more is waiting (a large
         # message): read more at once next time, up to 256 KiB, since wsproto
         # parses big chunks much faster; back to read_size when it drains.
@@ -188,6 +192,20 @@ class Transport:
         elif size != self._base_read:
             self._read_size = self._base_read
         return data
+
+    async def read_wait(self) -> bytes:
+        """Plain TCP only: wait until the peer sends, then read (as
+        :meth:`read_ready`, but never ``None``)."""
+        while True:
+            try:
+                await wait_readable(self.fd)  # type: ignore[arg-type]
+            except (OSError, trio.ClosedResourceError) as exc:
+                self._owner.lost(f"read failed: {exc}")
+                return b""
+            data = self.read_ready()
+            if data is not None:
+                return data
+            # a spurious wake-up: wait again
 
     # -- writing --------------------------------------------------------
 
@@ -208,7 +226,7 @@ class Transport:
 
     def write_now(self) -> None:
         """Hand what the source holds to the kernel now, even mid-batch."""
-        if self.state is not WriteState.IDLE:
+        if self.state is not _IDLE:
             return  # a writer takes what is queued, in order; or nothing is written
         source = self.source
         assert source is not None
