@@ -2,9 +2,10 @@
 
 One task per connection reads, feeds the sans-I/O :class:`ConnectionCore`,
 and hands the events to the handler through a :class:`Dispatcher`, one at a
-time (the read loop itself, the per-message path, is in ``inbound.py``). The opening handshake is done by ``server.accept`` or ``client.dial``;
-what a ``Sender`` does goes through the connection's :class:`Outlet`; bytes
-move through its :class:`Transport`. Timers, keepalive and the writer run in
+time (the read loop itself, the per-message path, is in ``inbound.py``).
+The opening handshake is done by ``server.accept`` or ``client.dial``; what
+a ``Sender`` does goes through the connection's :class:`Outlet`; bytes move
+through its :class:`Transport`. Timers, keepalive and the writer run in
 the WebSocket's nursery under cancel scopes that this connection cancels
 when it ends (no nursery per connection: ~6% of a handshake, ~0.4 KB idle).
 
