@@ -19,14 +19,24 @@ common case is shorter.
 Only for a connection without extensions (no permessage-deflate), and only
 while wsproto holds no partial frame or message (``FrameLayer.at_rest``):
 frames must be decoded in order.
+
+``wskit._core._frames`` (``_frames.c``) does the same in C, where it was
+built (an optional extension, like the masking's); without it, or with
+``WSKIT_NO_EXTENSIONS=1``, :func:`take_small_python` below is used.
+:data:`IMPLEMENTATION` says which: ``"c"`` or ``"python"``.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
+import os
+from collections.abc import Callable
+
 from .masking import apply_mask
 from .messages import BinaryMessage, Message, TextMessage
 
-__all__ = ["take_small"]
+__all__ = ["IMPLEMENTATION", "take_small", "take_small_python"]
 
 _new_text = str.__new__
 _new_binary = bytes.__new__
@@ -35,8 +45,8 @@ _new_binary = bytes.__new__
 _MAX = 65535
 
 
-def take_small(data: bytes | bytearray, masked: bool,
-               limit: int | None) -> tuple[list[Message], int]:
+def take_small_python(data: bytes | bytearray, masked: bool,
+                      limit: int | None) -> tuple[list[Message], int]:
     """``(messages, consumed)``: the whole final text/binary frames at the
     start of ``data`` that need none of wsproto's care, and how many bytes
     they took. ``masked``: frames must be masked (a server reading a
@@ -86,3 +96,23 @@ def take_small(data: bytes | bytearray, masked: bool,
             append(_new_binary(BinaryMessage, payload))
         pos = stop
     return messages, pos
+
+
+TakeSmall = Callable[[bytes | bytearray, bool, "int | None"], tuple[list[Message], int]]
+
+
+def _load() -> tuple[TakeSmall, str]:
+    if os.environ.get("WSKIT_NO_EXTENSIONS", "") not in ("", "0"):
+        return take_small_python, "python"
+    try:
+        # By name: a compiled module that may not exist (no C compiler at
+        # install), with no source for mypy to read.
+        fast = importlib.import_module("wskit._core._frames").take_small
+    except ImportError:  # pragma: no cover (the install had no C compiler)
+        return take_small_python, "python"
+    # The message classes go first, bound once.
+    return functools.partial(fast, TextMessage, BinaryMessage), "c"
+
+
+#: ``take_small(data, masked, limit) -> (messages, used)``: C or Python.
+take_small, IMPLEMENTATION = _load()
