@@ -109,14 +109,13 @@ class Transport:
 
     __slots__ = (
         "_backlog",
-        "_backlog_size",
         "_base_read",
-        "_in_flight",
         "_lot",
         "_owner",
         "_read_size",
         "corked",
         "fd",
+        "queued",
         "source",
         "state",
         "stream",
@@ -133,8 +132,11 @@ class Transport:
         self.corked = False
         self._base_read = self._read_size = read_size
         self._backlog: Sequence[Any] = _NOTHING
-        self._backlog_size = 0
-        self._in_flight = 0
+        #: Bytes taken from the source and not yet accepted by the kernel:
+        #: the backlog's on plain TCP, what is inside a ``send_all()`` on TLS
+        #: (the two never coexist). An attribute, not a property: every send
+        #: reads it (the queue limit).
+        self.queued = 0
         self._owner = owner
         # Made on first use: most connections never wait.
         self._lot: trio.lowlevel.ParkingLot | None = None
@@ -210,11 +212,6 @@ class Transport:
     # -- writing --------------------------------------------------------
 
     @property
-    def queued(self) -> int:
-        """Bytes taken from the source and not yet accepted by the kernel."""
-        return self._backlog_size + self._in_flight
-
-    @property
     def writable(self) -> bool:
         return self.state is WriteState.IDLE or self.state is WriteState.WRITING
 
@@ -255,12 +252,12 @@ class Transport:
         except BlockingIOError:
             sent = 0
         except OSError as exc:
-            self._backlog, self._backlog_size = [frame], len(frame)
+            self._backlog, self.queued = [frame], len(frame)
             self._fail(exc)
             return True
         if sent < len(frame):
             self._backlog = [memoryview(frame)[sent:]]
-            self._backlog_size = len(frame) - sent
+            self.queued = len(frame) - sent
             self._start_writer()
         return True
 
@@ -292,12 +289,12 @@ class Transport:
         except BlockingIOError:
             sent = 0
         except OSError as exc:
-            self._backlog, self._backlog_size = buffers, size
+            self._backlog, self.queued = buffers, size
             self._fail(exc)
             return
         if sent == size:
             if self._backlog:
-                self._backlog, self._backlog_size = _NOTHING, 0
+                self._backlog, self.queued = _NOTHING, 0
             return
         rest: list[Any] = []
         size = 0
@@ -310,7 +307,7 @@ class Transport:
                 buffer, length, sent = memoryview(buffer)[sent:], length - sent, 0
             rest.append(buffer)
             size += length
-        self._backlog, self._backlog_size = rest, size
+        self._backlog, self.queued = rest, size
 
     def _start_writer(self) -> None:
         if self.state is WriteState.IDLE and self._owner.spawn(self._writer):
@@ -327,18 +324,18 @@ class Transport:
                         buffers = source.take_buffers()
                         if not buffers:
                             return
-                        self._backlog, self._backlog_size = buffers, size
+                        self._backlog, self.queued = buffers, size
                     await trio.lowlevel.wait_writable(fd)
-                    self._writev(fd, self._backlog, self._backlog_size)
+                    self._writev(fd, self._backlog, self.queued)
                     if self.state is not WriteState.WRITING:
                         return
                 else:
                     data = source.take_output()
                     if not data:
                         return
-                    self._in_flight = len(data)
+                    self.queued = len(data)
                     await self.stream.send_all(data)
-                    self._in_flight = 0
+                    self.queued = 0
                 self.wake()
         except (OSError, *SOCKET_ERRORS) as exc:
             self._fail(exc)
