@@ -87,7 +87,7 @@ _WRITE_MOVES: dict[WriteState, frozenset[WriteState]] = {
 }
 
 
-# For the per-message write: Python 3.11 looks a member up on its Enum class
+# For the per-message writes: Python 3.11 looks a member up on its Enum class
 # through EnumType.__getattr__, four times the cost of a global.
 _IDLE = WriteState.IDLE
 
@@ -244,8 +244,10 @@ class Transport:
         before it (a broadcast to idle connections mostly finds that). False
         if it must be queued in order instead."""
         fd = self.fd
-        if (fd is None or self._backlog or self.corked or self.state is not WriteState.IDLE
-                or (self.source is not None and self.source.has_output)):
+        # Read once per recipient of a broadcast: no property, no Enum lookup
+        # (output_size is 0 exactly when the source holds no frame).
+        if (fd is None or self._backlog or self.corked or self.state is not _IDLE
+                or (self.source is not None and self.source.output_size)):
             return False
         try:
             sent = os.write(fd, frame)
