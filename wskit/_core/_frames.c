@@ -103,7 +103,7 @@ take_small(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     PyTypeObject *text_type, *binary_type;
     Py_buffer view;
-    PyObject *messages = NULL, *message, *payload;
+    PyObject *messages = NULL, *message, *payload, *used, *result;
     const unsigned char *data, *key;
     Py_ssize_t end, pos = 0, start, size, stop, most = MAX_SMALL;
     int masked;
@@ -219,7 +219,20 @@ take_small(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         pos = stop;
     }
     PyBuffer_Release(&view);
-    return Py_BuildValue("(Nn)", messages, pos);
+    used = PyLong_FromSsize_t(pos);
+    if (used == NULL) {
+        Py_DECREF(messages);
+        return NULL;
+    }
+    result = PyTuple_New(2); /* not Py_BuildValue: its format parsing costs more */
+    if (result == NULL) {
+        Py_DECREF(messages);
+        Py_DECREF(used);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(result, 0, messages); /* steals both */
+    PyTuple_SET_ITEM(result, 1, used);
+    return result;
 
 fail:
     Py_XDECREF(messages);
