@@ -11,6 +11,11 @@ itself; the I/O layer only has to write :meth:`take_output` out, and call
 :meth:`answer_close` when it reaches a ``CloseReceived`` or ``Failed``
 event (so replies to the messages before it are sent first).
 
+While wsproto holds no partial frame or message, a read's leading whole,
+small, final data frames are decoded by :func:`.smallframes.take_small`
+(no wsproto objects per message) and only the rest goes to wsproto, which
+also refuses whatever must be refused: the events are the same either way.
+
 The states and their transitions are the table ``_TRANSITIONS`` below; the
 core changes state only through ``_move()``, which refuses any other move.
 
