@@ -1,7 +1,8 @@
 """The pure-Python path, tested as thoroughly as the accelerated one.
 
-``wskit._core._mask`` (C) is optional: an install without a C compiler uses
-the pure-Python masking. Two checks keep that path honest:
+``wskit._core._mask`` and ``wskit._core._frames`` (C) are optional: an
+install without a C compiler uses the pure-Python masking and small-frame
+decoder. Two checks keep that path honest:
 
 - the core and conformance suites run again in a subprocess with
   ``WSKIT_NO_EXTENSIONS=1``, and that very process asserts the Python masker
@@ -37,11 +38,13 @@ _RUN_PURE = """
 import sys
 import pytest
 status = pytest.main(sys.argv[1:])
-from wskit._core import fastparse, frames, masking
+from wskit._core import fastparse, frames, masking, smallframes
 assert masking.IMPLEMENTATION == "python", masking.IMPLEMENTATION
 assert frames.apply_mask is masking.apply_mask_python
+assert smallframes.take_small is smallframes.take_small_python
 assert not fastparse.AVAILABLE  # every request parsed by h11
 print("[pure] masking implementation:", masking.IMPLEMENTATION, flush=True)
+print("[pure] small frames implementation:", smallframes.IMPLEMENTATION, flush=True)
 sys.exit(status)
 """
 
@@ -65,6 +68,7 @@ def test_core_and_conformance_pass_in_pure_python() -> None:
     tail = "\n".join(result.stdout.splitlines()[-15:])
     assert result.returncode == 0, f"{tail}\n{result.stderr[-2000:]}"
     assert "[pure] masking implementation: python" in result.stdout
+    assert "[pure] small frames implementation: python" in result.stdout
     summary = [line for line in result.stdout.splitlines() if " passed" in line]
     assert summary and " failed" not in summary[-1], tail
 
@@ -89,12 +93,14 @@ def test_install_without_a_c_compiler(tmp_path: pathlib.Path) -> None:
     # The compiler was really tried, and failed: the build fell back.
     log = installed.stdout + installed.stderr
     assert 'building extension "wskit._core._mask" failed' in log, log[-3000:]
+    assert 'building extension "wskit._core._frames" failed' in log, log[-3000:]
     check = subprocess.run(
-        [python, "-c", "from wskit._core import masking; import wskit; "
-                       "print(masking.IMPLEMENTATION, wskit.__file__)"],
+        [python, "-c", "from wskit._core import masking, smallframes; import wskit; "
+                       "print(masking.IMPLEMENTATION, smallframes.IMPLEMENTATION, "
+                       "wskit.__file__)"],
         cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=60,
     )
     assert check.returncode == 0, check.stderr
-    implementation, location = check.stdout.split()
-    assert implementation == "python"
+    masker, small, location = check.stdout.split()
+    assert (masker, small) == ("python", "python")
     assert location.startswith(str(venv))

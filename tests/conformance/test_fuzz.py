@@ -256,6 +256,117 @@ def test_client_core_mutated_frames(data: bytes, sizes: list[int]) -> None:
     run_core(core, chunked(data, sizes), client=True)
 
 
+# -- the small-message fast path decodes what wsproto decodes -------------------
+
+
+def _describe(event: CoreEvent) -> tuple[object, ...]:
+    if isinstance(event, wskit.Message):
+        return (type(event).__name__, event.data)
+    if isinstance(event, Failed):
+        return ("failed", event.code, event.reason, str(event.error), event.error.kind)
+    if isinstance(event, CloseReceived):
+        return ("close", event.code, event.reason)
+    if isinstance(event, Lost):
+        return ("lost",)
+    return (type(event).__name__, event.data)
+
+
+def _transcript(core: ConnectionCore, pieces: list[bytes | None],
+                client: bool) -> tuple[object, ...]:
+    events = core.pending_events()
+    for piece in pieces:
+        events += core.receive_data(piece)
+    core.answer_close()
+    # What it wrote, read back (a client masks with a fresh key each time).
+    parser = FrameParser()
+    parser.feed(bytes(core.take_output()))
+    reader = Reassembler(masked=client)
+    written = []
+    while (f := parser.next()) is not None:
+        written += reader.add(f)
+    return tuple(map(_describe, events)), core.state, tuple(written)
+
+
+def same_as_wsproto(data: bytes, sizes: list[int], *, client: bool = False,
+                    limit: int | None = LIMIT) -> None:
+    """Fed in pieces, ``take_small`` reads the whole small messages; fed at
+    once as the handshake's trailing bytes, wsproto reads everything (the
+    fast path never sees trailing bytes). Same events, same reasons, same
+    state, same frames written."""
+    fast = ConnectionCore(client=client, extensions=[], max_message_size=limit)
+    slow = ConnectionCore(client=client, extensions=[], max_message_size=limit,
+                          trailing_data=data)
+    assert (_transcript(fast, [*chunked(data, sizes), None], client)
+            == _transcript(slow, [None], client))
+
+
+BIG_CHUNKS = st.lists(st.integers(1, 700), max_size=12)
+
+
+_OK = frame(TEXT, b"fine")
+#: One frame of each kind the fast path must leave to wsproto, between two
+#: it reads itself: wsproto must then refuse (or accept) it as it always did.
+EDGES = {
+    "non-minimal 2-byte length": frame(TEXT, b"abc", length_bytes=2),
+    "non-minimal 8-byte length": frame(BINARY, b"abc", length_bytes=8),
+    "8-byte length": frame(BINARY, b"x" * 65536),
+    "2-byte length": frame(BINARY, b"x" * 65535),
+    "2-byte length, text": frame(TEXT, "é".encode() * 100),
+    "unmasked": frame(TEXT, b"abc", masked=False),
+    "unmasked binary": frame(BINARY, b"abcdefgh", masked=False),
+    "RSV1": frame(TEXT, b"abc", rsv=4),
+    "RSV3": frame(BINARY, b"abc", rsv=1),
+    "fragment": frame(TEXT, b"ab", fin=False) + frame(CONT, b"c"),
+    "continuation alone": frame(CONT, b"c"),
+    "invalid UTF-8": frame(TEXT, b"\xc0\xaf"),
+    "UTF-8 cut short": frame(TEXT, b"\xce"),
+    "surrogate": frame(TEXT, b"\xed\xa0\x80"),
+    "ping": frame(PING, b"p"),
+    "pong": frame(PONG, b"p"),
+    "close": frame(CLOSE, close_payload(1000, b"bye")),
+    "reserved opcode": frame(3, b"abc"),
+    "empty text": frame(TEXT, b""),
+    "empty binary": frame(BINARY, b""),
+    "at the limit": frame(BINARY, b"x" * LIMIT),
+    "over the limit": frame(BINARY, b"x" * (LIMIT + 1)),
+    "lying length": frame(TEXT, b"abc", declared=2**40),
+}
+
+
+@pytest.mark.parametrize("edge", EDGES.values(), ids=EDGES.keys())
+@pytest.mark.parametrize("cut", [None, 1, 2, 7])
+def test_fast_path_edges(edge: bytes, cut: int | None) -> None:
+    data = _OK + edge + _OK
+    sizes = [] if cut is None else [len(_OK) + cut]  # cut inside the edge frame
+    same_as_wsproto(data, sizes)
+    same_as_wsproto(data, [len(data)])
+
+
+@FUZZ
+@given(data=streams(), sizes=BIG_CHUNKS)
+def test_fast_path_same_as_wsproto(data: bytes, sizes: list[int]) -> None:
+    same_as_wsproto(data, sizes)
+
+
+@FUZZ
+@given(data=mutated(streams()), sizes=BIG_CHUNKS)
+def test_fast_path_same_as_wsproto_mutated(data: bytes, sizes: list[int]) -> None:
+    same_as_wsproto(data, sizes)
+
+
+@FUZZ
+@given(data=mutated(streams(masked=False)), sizes=BIG_CHUNKS)
+def test_fast_path_same_as_wsproto_client(data: bytes, sizes: list[int]) -> None:
+    same_as_wsproto(data, sizes, client=True)
+
+
+@FUZZ
+@given(data=streams(), sizes=BIG_CHUNKS, limit=st.sampled_from([None, 0, 1, 125, 126, 300]))
+def test_fast_path_same_as_wsproto_limits(data: bytes, sizes: list[int],
+                                          limit: int | None) -> None:
+    same_as_wsproto(data, sizes, limit=limit)
+
+
 def test_every_close_code_exhaustively() -> None:
     """The core's verdict on each of the 65536 codes agrees with section 7.4."""
     wrong = []

@@ -264,13 +264,24 @@ def test_take_buffers_hands_over_the_queue() -> None:
     assert server.take_buffers() == []
     assert server.take_output() == b""
     assert not server.has_output
-    server.send(b"payload")
+    big = b"p" * 5000
+    server.send(big)
     assert server.has_output
     buffers = server.take_buffers()
-    assert b"".join(buffers) == encode_frame(b"payload")
-    assert buffers[-1] == b"payload"  # the payload is not copied onto its header
+    assert b"".join(buffers) == encode_frame(big)
+    assert buffers[-1] is big  # a large payload is not copied onto its header
     assert server.output_size == 0
     assert server.take_buffers() == []
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 4096])
+@pytest.mark.parametrize("text", [True, False])
+def test_a_small_frame_is_one_buffer(size: int, text: bool) -> None:
+    _, server = pair()
+    data: str | bytes = "é" * (size // 2) + "x" * (size % 2) if text else b"b" * size
+    assert server.send(data) == len(encode_frame(data))
+    assert server.output_size == len(encode_frame(data))
+    assert server.take_buffers() == [encode_frame(data)]  # one write(), not a writev()
 
 
 def test_sending_works_until_the_owed_close_is_answered() -> None:

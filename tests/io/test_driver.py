@@ -29,9 +29,11 @@ import trio.testing
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
+    BytesMessage,
     CloseConnection,
     Event,
     Ping,
+    Pong,
     Request,
     TextMessage,
 )
@@ -422,3 +424,76 @@ async def test_on_close_runs_exactly_once(
             await trio.sleep(100)  # anything late would have come by now
     assert log.of("close") == [expected], log.snapshot()
     assert log.names()[-1] == "close"
+
+
+# ----------------------------------------------------------------------
+# One read, many events (``inbound.py``: messages inline, the rest awaited)
+
+
+async def send_at_once(peer: Peer, *events: Event) -> None:
+    """Several frames in one write: the server reads them in one read."""
+    await peer.stream.send_all(b"".join(peer.proto.send(e) for e in events))
+
+
+async def test_one_read_of_messages_pings_and_a_raising_hook_in_order(
+    autojump_clock: trio.testing.MockClock, log: Any, Recorder: Any
+) -> None:
+    class Echo(Recorder):  # type: ignore[misc,valid-type]
+        def on_message(self, msg: wskit.Message) -> None:
+            super().on_message(msg)
+            if msg == "boom":
+                raise ValueError("boom")
+            self.out.send(f"re {msg}")
+
+        def on_ping(self, data: bytes) -> None:
+            self.log("ping", data)
+
+    async with wskit.WebSocket(lambda out: Echo(out, log), settings()) as ws:
+        async with trio.open_nursery() as nursery:
+            peer = start_peer(ws, nursery)
+            await peer.open()
+            await send_at_once(peer, TextMessage(data="a"), Ping(payload=b"p"),
+                               TextMessage(data="b"), BytesMessage(data=b"c"),
+                               TextMessage(data="boom"), TextMessage(data="d"))
+            got = [(await peer.next())[1] for _ in range(5)]
+            await peer.wait_eof()
+    # The replies in order (the pong was queued when the read was decoded,
+    # so it may go first), then the close for the hook that raised.
+    assert [e.data for e in got if isinstance(e, TextMessage)] == ["re a", "re b", "re b'c'"]
+    assert [e.payload for e in got if isinstance(e, Pong)] == [b"p"]
+    assert isinstance(got[4], CloseConnection) and got[4].code == 1011
+    # Every event in the read's order; after the hook raised, the connection
+    # is closing: "d" reaches no hook.
+    names = log.names()
+    assert names[:6] == ["open", "message", "ping", "message", "message", "message"], names
+    assert [m for (m,) in log.of("message")] == ["a", "b", b"c", "boom"]
+    assert "error" in names
+
+
+async def test_one_read_of_messages_for_an_async_hook_in_order(
+    autojump_clock: trio.testing.MockClock, log: Any, Recorder: Any
+) -> None:
+    class Slow(Recorder):  # type: ignore[misc,valid-type]
+        async def on_message(self, msg: wskit.Message) -> None:
+            self.log("start", str(msg))
+            await trio.sleep(1)
+            self.log("end", str(msg))
+            self.out.send(f"re {msg}")
+
+        def on_ping(self, data: bytes) -> None:
+            self.log("ping", data)
+
+    async with wskit.WebSocket(lambda out: Slow(out, log), settings()) as ws:
+        async with trio.open_nursery() as nursery:
+            peer = start_peer(ws, nursery)
+            await peer.open()
+            await send_at_once(peer, TextMessage(data="a"), TextMessage(data="b"),
+                               Ping(payload=b"p"), TextMessage(data="c"))
+            replies = [(await peer.next())[1] for _ in range(4)]
+            await peer.send(CloseConnection(code=1000))
+            await peer.wait_eof()
+    assert [getattr(e, "data", None) for e in replies if isinstance(e, TextMessage)] == \
+        ["re a", "re b", "re c"]
+    assert [item[:2] for item in log.snapshot()[1:8]] == [
+        ("start", "a"), ("end", "a"), ("start", "b"), ("end", "b"), ("ping", b"p"),
+        ("start", "c"), ("end", "c")]

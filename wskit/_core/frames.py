@@ -189,6 +189,20 @@ class FrameLayer(FrameProtocol):
         # reads the attribute lazily).
         self._frame_decoder = _FrameDecoder(client, self.extensions, limit)
 
+    @property
+    def at_rest(self) -> bool:
+        """Whether wsproto holds nothing of a frame or a message: the next
+        bytes start a new frame of a new message (so
+        :func:`~wskit._core.smallframes.take_small` may read them first).
+
+        Private: the decoder's buffer and current header, and the message
+        decoder's opcode (set while a fragmented message is under way);
+        wsproto has no public "between messages" test.
+        """
+        decoder = self._frame_decoder
+        return (decoder.header is None and not decoder.buffer
+                and self._message_decoder.opcode is None)
+
     # Private hook: every frame wsproto sends (data, ping, pong, close) is
     # built by _serialize_frame(), which masks a client's payload with its
     # pure-Python XorMaskerSimple (~0.4 GB/s) and takes no other masker.

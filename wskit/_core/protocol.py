@@ -11,6 +11,11 @@ itself; the I/O layer only has to write :meth:`take_output` out, and call
 :meth:`answer_close` when it reaches a ``CloseReceived`` or ``Failed``
 event (so replies to the messages before it are sent first).
 
+While wsproto holds no partial frame or message, a read's leading whole,
+small, final data frames are decoded by :func:`.smallframes.take_small`
+(no wsproto objects per message) and only the rest goes to wsproto, which
+also refuses whatever must be refused: the events are the same either way.
+
 The states and their transitions are the table ``_TRANSITIONS`` below; the
 core changes state only through ``_move()``, which refuses any other move.
 
@@ -32,6 +37,7 @@ from wsproto.frame_protocol import Opcode, ParseFailed
 from .._errors import Error, ErrorKind
 from .frames import LATE_REGISTERED, FrameLayer
 from .messages import BinaryMessage, CloseCode, Message, TextMessage, close_code
+from .smallframes import take_small
 
 __all__ = [
     "CloseReceived",
@@ -92,6 +98,12 @@ _TRANSITIONS: dict[CoreState, frozenset[CoreState]] = {
 }
 # Where frames may still be queued: before our close frame is.
 _SENDING = frozenset({CoreState.OPEN, CoreState.REMOTE_CLOSING, CoreState.FAILING})
+# For the per-message paths: Python 3.11 looks a member up on its Enum class
+# through EnumType.__getattr__, four times the cost of a global.
+_OPEN = CoreState.OPEN
+_LOCAL_CLOSING = CoreState.LOCAL_CLOSING
+_REMOTE_CLOSING = CoreState.REMOTE_CLOSING
+_FAILING = CoreState.FAILING
 
 
 class Ping:
@@ -180,6 +192,12 @@ class ConnectionCore:
         self._proto = FrameLayer(client, list(extensions), max_message_size)
         # Server side without extensions: frames need no mask and no deflate.
         self._plain = not client and not self._proto.extensions
+        # No extensions: small messages may skip wsproto (take_small)...
+        self._small = not self._proto.extensions
+        # ... when wsproto holds no partial frame or message (checked after
+        # each time wsproto decodes, in _events()).
+        self._fast = self._small and not trailing_data
+        self._masked = not client  # a server reads masked frames
         self._limit = max_message_size
         #: Where the connection is; changed by ``_move()`` only.
         self.state = CoreState.OPEN
@@ -199,13 +217,24 @@ class ConnectionCore:
     def receive_data(self, data: bytes | bytearray | None) -> list[CoreEvent]:
         """Feed what the socket read; ``None`` or ``b""`` means end of stream."""
         state = self.state
-        if state is not CoreState.OPEN and state is not CoreState.LOCAL_CLOSING:
+        if state is not _OPEN and state is not _LOCAL_CLOSING:
             return []  # nothing after a close frame is read (section 5.5.1)
         if not data:
             # Section 7.1.5: closed without a close frame: code 1006.
             self._move(CoreState.CLOSED)
             self._parts.clear()
             return [Lost()]
+        if self._fast and state is _OPEN:
+            # The common read: whole small messages, read without wsproto
+            # (smallframes.py); whatever else follows is wsproto's.
+            events: list[CoreEvent]
+            events, used = take_small(data, self._masked, self._limit)  # type: ignore[assignment]
+            if used == len(data):
+                return events
+            if used:
+                self._proto.receive_bytes(data[used:])  # type: ignore[arg-type]
+                events += self._events()
+                return events
         self._proto.receive_bytes(data)  # type: ignore[arg-type]
         return self._events()
 
@@ -242,6 +271,7 @@ class ConnectionCore:
                     break
         except ParseFailed as exc:
             append(self._fail(exc))
+        self._fast = self._small and self._proto.at_rest
         return events
 
     def _join(self) -> Message:
@@ -318,18 +348,32 @@ class ConnectionCore:
         Raises :class:`Error` (``QUEUE``) once our close frame is queued.
         """
         state = self.state
-        if (state is not CoreState.OPEN and state is not CoreState.REMOTE_CLOSING
-                and state is not CoreState.FAILING):
+        if state is not _OPEN and state is not _REMOTE_CLOSING and state is not _FAILING:
             raise Error(f"cannot send: connection is {state.value}", ErrorKind.QUEUE)
         if self._plain:
             # A server frame without extensions is a header and the payload
-            # as it is: queued as two buffers, written with one writev(), so
-            # a large payload is never copied onto its header.
-            payload = data.encode("utf-8") if isinstance(data, str) else data
-            head = frame_header(isinstance(data, str), len(payload))
-            self._out.append(head)
-            self._out.append(payload)
-            size = len(head) + len(payload)
+            # as it is. A small one is joined into one buffer (one plain
+            # write() for the common reply); a larger one is queued as two
+            # buffers, written with one writev(), so that it is never copied
+            # onto its header.
+            if isinstance(data, str):
+                payload = data.encode("utf-8")
+                heads = _TEXT_HEADS
+            else:
+                payload, heads = data, _BINARY_HEADS
+            size = len(payload)
+            if size < 126:
+                frame = heads[size] + payload
+                self._out.append(frame)
+                size += 2
+            else:
+                head = frame_header(heads is _TEXT_HEADS, size)
+                if size <= _JOIN:
+                    self._out.append(head + payload)
+                else:
+                    self._out.append(head)
+                    self._out.append(payload)
+                size += len(head)
             self.output_size += size
             return size
         return self._queue(self._proto.send_data(data))
@@ -343,8 +387,7 @@ class ConnectionCore:
     def send_frame(self, frame: bytes) -> int:
         """Queue a frame encoded once for many connections (a broadcast)."""
         state = self.state
-        if (state is not CoreState.OPEN and state is not CoreState.REMOTE_CLOSING
-                and state is not CoreState.FAILING):
+        if state is not _OPEN and state is not _REMOTE_CLOSING and state is not _FAILING:
             raise Error(f"cannot send: connection is {state.value}", ErrorKind.QUEUE)
         return self._queue(frame)
 
@@ -423,6 +466,14 @@ def _message(data: str | bytes | bytearray) -> Message:
     if isinstance(data, str):
         return _new_text(TextMessage, data)
     return _new_binary(BinaryMessage, data)
+
+
+# Up to this payload size a frame is one buffer: copying the payload costs
+# less than writev()'s second buffer.
+_JOIN = 4096
+# The headers of the final unmasked frames with a 7-bit length, made once.
+_TEXT_HEADS = [bytes((0x81, size)) for size in range(126)]
+_BINARY_HEADS = [bytes((0x82, size)) for size in range(126)]
 
 
 def frame_header(text: bool, size: int) -> bytes:

@@ -1,10 +1,11 @@
-"""The driver of one connection: its life as a state machine, its read loop.
+"""The driver of one connection: its life as a state machine.
 
 One task per connection reads, feeds the sans-I/O :class:`ConnectionCore`,
 and hands the events to the handler through a :class:`Dispatcher`, one at a
-time. The opening handshake is done by ``server.accept`` or ``client.dial``;
-what a ``Sender`` does goes through the connection's :class:`Outlet`; bytes
-move through its :class:`Transport`. Timers, keepalive and the writer run in
+time (the read loop itself, the per-message path, is in ``inbound.py``).
+The opening handshake is done by ``server.accept`` or ``client.dial``; what
+a ``Sender`` does goes through the connection's :class:`Outlet`; bytes move
+through its :class:`Transport`. Timers, keepalive and the writer run in
 the WebSocket's nursery under cancel scopes that this connection cancels
 when it ends (no nursery per connection: ~6% of a handshake, ~0.4 KB idle).
 
@@ -20,7 +21,6 @@ Its phases and their moves are in ``phase.py``.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -31,7 +31,7 @@ import trio
 from .._core.forwarded import ProxyPolicy
 from .._core.handshake import make_extensions
 from .._core.http import Handshake, Request, Response
-from .._core.messages import BinaryMessage, CloseCode, TextMessage
+from .._core.messages import CloseCode
 from .._core.protocol import (
     CloseReceived,
     ConnectionCore,
@@ -44,13 +44,15 @@ from .._core.protocol import (
 )
 from .._errors import Error, ErrorKind
 from .._settings import Settings
-from .dispatch import Dispatcher, Hooks, hook_name, is_async
+from .dispatch import Dispatcher, Hooks, is_async
+from .inbound import read_loop
 from .outlet import Outlet, Timeout
 from .phase import Phase, can_move
 from .stats import ConnectionLog, Stats
 from .transport import Transport, or_inf, tune_socket
 
 __all__ = ["Connection", "Host", "extensions_for", "make_handshake"]
+
 
 
 class Host(Protocol):
@@ -212,7 +214,7 @@ class Connection:
         if on_open is not None:
             on_open()
         self.outlet.opened_hook_done()
-        await self._read_loop()
+        await read_loop(self)
         await self._finish()
 
     def _take_handshake(self) -> Handshake | None:
@@ -222,68 +224,12 @@ class Connection:
         handshake, self.handshake = self.handshake, None
         return handshake
 
-    async def _read_loop(self) -> None:
-        core, transport = self.core, self.transport
-        assert core is not None and transport is not None
-        events = core.pending_events()
-        while True:
-            if events:
-                await self._handle_batch(events)
-            elif core.has_output:
-                transport.write_now()
-            if core.state is CoreState.CLOSED or core.state is CoreState.FAILED:
-                return
-            data = await transport.read()
-            self.bytes_in += len(data)
-            events = core.receive_data(data)
-
-    async def _handle_batch(self, events: list[CoreEvent]) -> None:
-        """Dispatch what one read brought; the replies leave in one write after it."""
-        dispatch, transport = self.dispatch, self.transport
-        assert dispatch is not None and transport is not None
-        on_message = dispatch.hooks.on_message
-        transport.corked = True
-        try:
-            for event in events:
-                cls = event.__class__
-                if cls is not TextMessage and cls is not BinaryMessage:
-                    await self._uncorked(self._handle(event))
-                    continue
-                self.messages_in += 1
-                if on_message is not None and self.phase is Phase.OPEN:
-                    # The hot path, inline: no coroutine per message for a
-                    # sync hook.
-                    if dispatch.awaiting is not None:
-                        await self._uncorked(dispatch.wait_turn())
-                    try:
-                        result = on_message(event)
-                    except Exception as exc:
-                        await self._uncorked(dispatch.failed(hook_name(on_message), exc))
-                        continue
-                    if result is not None and inspect.isawaitable(result):
-                        await self._uncorked(dispatch.await_hook(hook_name(on_message),
-                                                                 result))
-        finally:
-            transport.corked = False
-        transport.write_now()
-
-    async def _uncorked(self, awaitable: Awaitable[None]) -> None:
-        """Await outside the batch: what is queued goes out now, and sends made
-        meanwhile (by an async hook, a timer) are written as they happen."""
-        transport = self.transport
-        assert transport is not None
-        transport.corked = False
-        transport.write_now()
-        try:
-            await awaitable
-        finally:
-            transport.corked = True
-
-    async def _handle(self, event: CoreEvent) -> None:
+    async def handle_event(self, event: CoreEvent) -> None:
+        """One event that is not a message (the read loop, ``inbound.py``,
+        dispatches those itself)."""
         dispatch, core, transport = self.dispatch, self.core, self.transport
         assert dispatch is not None and core is not None and transport is not None
         hooks = dispatch.hooks
-        # Messages never come here: _handle_batch dispatches them inline.
         if isinstance(event, Pong):
             waiter = self._pong_waiter
             if waiter is not None and waiter[0] == event.data:

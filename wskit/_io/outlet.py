@@ -34,6 +34,10 @@ from .transport import Transport
 
 __all__ = ["Outlet", "Timeout", "byte_size"]
 
+# Python 3.11 looks a member up on its Enum class through EnumType.__getattr__
+# (four times a global): the per-message send path reads this one.
+_OPEN = Phase.OPEN
+
 # Cross-thread accounting is rare and brief: one lock for all connections
 # saves a lock object per connection.
 _thread_lock = threading.Lock()
@@ -235,7 +239,7 @@ class Outlet:
         conn = self._conn
         phase = conn.phase
         limit = conn.settings.max_send_queue if check else None
-        if phase is Phase.OPEN:
+        if phase is _OPEN:
             core, transport = conn.core, conn.transport
             assert core is not None and transport is not None
             if limit is not None:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import trio
+from trio.lowlevel import checkpoint, wait_readable
 
 __all__ = ["SOCKET_ERRORS", "FrameSource", "Transport", "WriteState", "or_inf", "tune_socket",
            "why"]
@@ -86,6 +87,10 @@ _WRITE_MOVES: dict[WriteState, frozenset[WriteState]] = {
 }
 
 
+# For the per-message writes: Python 3.11 looks a member up on its Enum class
+# through EnumType.__getattr__, four times the cost of a global.
+_IDLE = WriteState.IDLE
+
 # By value: a str's hash is cached, an Enum member's is computed in Python.
 _WRITE_MOVES_BY_VALUE = {frm.value: frozenset(to.value for to in tos)
                          for frm, tos in _WRITE_MOVES.items()}
@@ -104,14 +109,13 @@ class Transport:
 
     __slots__ = (
         "_backlog",
-        "_backlog_size",
         "_base_read",
-        "_in_flight",
         "_lot",
         "_owner",
         "_read_size",
         "corked",
         "fd",
+        "queued",
         "source",
         "state",
         "stream",
@@ -128,8 +132,11 @@ class Transport:
         self.corked = False
         self._base_read = self._read_size = read_size
         self._backlog: Sequence[Any] = _NOTHING
-        self._backlog_size = 0
-        self._in_flight = 0
+        #: Bytes taken from the source and not yet accepted by the kernel:
+        #: the backlog's on plain TCP, what is inside a ``send_all()`` on TLS
+        #: (the two never coexist). An attribute, not a property: every send
+        #: reads it (the queue limit).
+        self.queued = 0
         self._owner = owner
         # Made on first use: most connections never wait.
         self._lot: trio.lowlevel.ParkingLot | None = None
@@ -148,11 +155,9 @@ class Transport:
         ``yield_first=False`` skips the checkpoint before trying the read:
         only for a read that is not in a loop (a peer sending without pause
         must not keep this task from yielding)."""
-        size = self._read_size
-        fd = self.fd
-        if fd is None:  # TLS (or any other stream): its own receive_some
+        if self.fd is None:  # TLS (or any other stream): its own receive_some
             try:
-                return bytes(await self.stream.receive_some(size))
+                return bytes(await self.stream.receive_some(self._read_size))
             except SOCKET_ERRORS as exc:
                 self._owner.lost(why(exc))
                 return b""
@@ -163,23 +168,24 @@ class Transport:
         # the read, and waits in epoll after it: two trips. Measured: +20-30%
         # echo throughput.
         if yield_first:
-            await trio.lowlevel.checkpoint()
+            await checkpoint()
+        data = self.read_ready()
+        if data is None:
+            data = await self.read_wait()
+        return data
+
+    def read_ready(self) -> bytes | None:
+        """Plain TCP only: what the kernel holds now, without waiting;
+        ``None`` if nothing yet, ``b""`` at the end of the stream (or when it
+        broke: ``lost`` was told why). Not a checkpoint: see :meth:`read`."""
+        size = self._read_size
         try:
-            data = os.read(fd, size)
+            data = os.read(self.fd, size)  # type: ignore[arg-type]
         except BlockingIOError:
-            data = None
+            return None
         except OSError as exc:
             self._owner.lost(f"read failed: {exc}")
             return b""
-        while data is None:
-            try:
-                await trio.lowlevel.wait_readable(fd)
-                data = os.read(fd, size)
-            except BlockingIOError:
-                continue  # a spurious wake-up
-            except (OSError, trio.ClosedResourceError) as exc:
-                self._owner.lost(f"read failed: {exc}")
-                return b""
         # A read that filled the buffer means more is waiting (a large
         # message): read more at once next time, up to 256 KiB, since wsproto
         # parses big chunks much faster; back to read_size when it drains.
@@ -189,12 +195,21 @@ class Transport:
             self._read_size = self._base_read
         return data
 
-    # -- writing --------------------------------------------------------
+    async def read_wait(self) -> bytes:
+        """Plain TCP only: wait until the peer sends, then read (as
+        :meth:`read_ready`, but never ``None``)."""
+        while True:
+            try:
+                await wait_readable(self.fd)  # type: ignore[arg-type]
+            except (OSError, trio.ClosedResourceError) as exc:
+                self._owner.lost(f"read failed: {exc}")
+                return b""
+            data = self.read_ready()
+            if data is not None:
+                return data
+            # a spurious wake-up: wait again
 
-    @property
-    def queued(self) -> int:
-        """Bytes taken from the source and not yet accepted by the kernel."""
-        return self._backlog_size + self._in_flight
+    # -- writing --------------------------------------------------------
 
     @property
     def writable(self) -> bool:
@@ -208,7 +223,7 @@ class Transport:
 
     def write_now(self) -> None:
         """Hand what the source holds to the kernel now, even mid-batch."""
-        if self.state is not WriteState.IDLE:
+        if self.state is not _IDLE:
             return  # a writer takes what is queued, in order; or nothing is written
         source = self.source
         assert source is not None
@@ -229,20 +244,22 @@ class Transport:
         before it (a broadcast to idle connections mostly finds that). False
         if it must be queued in order instead."""
         fd = self.fd
-        if (fd is None or self._backlog or self.corked or self.state is not WriteState.IDLE
-                or (self.source is not None and self.source.has_output)):
+        # Read once per recipient of a broadcast: no property, no Enum lookup
+        # (output_size is 0 exactly when the source holds no frame).
+        if (fd is None or self._backlog or self.corked or self.state is not _IDLE
+                or (self.source is not None and self.source.output_size)):
             return False
         try:
             sent = os.write(fd, frame)
         except BlockingIOError:
             sent = 0
         except OSError as exc:
-            self._backlog, self._backlog_size = [frame], len(frame)
+            self._backlog, self.queued = [frame], len(frame)
             self._fail(exc)
             return True
         if sent < len(frame):
             self._backlog = [memoryview(frame)[sent:]]
-            self._backlog_size = len(frame) - sent
+            self.queued = len(frame) - sent
             self._start_writer()
         return True
 
@@ -274,12 +291,12 @@ class Transport:
         except BlockingIOError:
             sent = 0
         except OSError as exc:
-            self._backlog, self._backlog_size = buffers, size
+            self._backlog, self.queued = buffers, size
             self._fail(exc)
             return
         if sent == size:
             if self._backlog:
-                self._backlog, self._backlog_size = _NOTHING, 0
+                self._backlog, self.queued = _NOTHING, 0
             return
         rest: list[Any] = []
         size = 0
@@ -292,7 +309,7 @@ class Transport:
                 buffer, length, sent = memoryview(buffer)[sent:], length - sent, 0
             rest.append(buffer)
             size += length
-        self._backlog, self._backlog_size = rest, size
+        self._backlog, self.queued = rest, size
 
     def _start_writer(self) -> None:
         if self.state is WriteState.IDLE and self._owner.spawn(self._writer):
@@ -309,18 +326,18 @@ class Transport:
                         buffers = source.take_buffers()
                         if not buffers:
                             return
-                        self._backlog, self._backlog_size = buffers, size
+                        self._backlog, self.queued = buffers, size
                     await trio.lowlevel.wait_writable(fd)
-                    self._writev(fd, self._backlog, self._backlog_size)
+                    self._writev(fd, self._backlog, self.queued)
                     if self.state is not WriteState.WRITING:
                         return
                 else:
                     data = source.take_output()
                     if not data:
                         return
-                    self._in_flight = len(data)
+                    self.queued = len(data)
                     await self.stream.send_all(data)
-                    self._in_flight = 0
+                    self.queued = 0
                 self.wake()
         except (OSError, *SOCKET_ERRORS) as exc:
             self._fail(exc)
