@@ -40,6 +40,8 @@ status = pytest.main(sys.argv[1:])
 from wskit._core import fastparse, frames, masking
 assert masking.IMPLEMENTATION == "python", masking.IMPLEMENTATION
 assert frames.apply_mask is masking.apply_mask_python
+assert frames.mask_frame is masking.mask_frame_python
+assert frames.MessageBuffer is masking.MessageBufferPython
 assert not fastparse.AVAILABLE  # every request parsed by h11
 print("[pure] masking implementation:", masking.IMPLEMENTATION, flush=True)
 sys.exit(status)

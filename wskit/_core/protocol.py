@@ -419,7 +419,10 @@ _new_binary = bytes.__new__
 
 def _message(data: str | bytes | bytearray) -> Message:
     """A message without the type checks of its constructor: the core makes
-    one per received message, from what wsproto decoded."""
+    one per received message, from what wsproto decoded (a whole binary
+    frame comes from the frame layer as its message already)."""
+    if data.__class__ is BinaryMessage:
+        return data
     if isinstance(data, str):
         return _new_text(TextMessage, data)
     return _new_binary(BinaryMessage, data)
