@@ -174,7 +174,8 @@ class _FrameDecoder(FrameDecoder):
     path.
     """
 
-    def __init__(self, client: bool, extensions: list[Extension], limit: int | None) -> None:
+    def __init__(self, client: bool, extensions: list[Extension], limit: int | None,
+                 messages: MessageDecoder | None = None) -> None:
         super().__init__(client, extensions)
         self.buffer: _Buffer = _Buffer()
         self.limit = limit
@@ -182,10 +183,10 @@ class _FrameDecoder(FrameDecoder):
         self.message_compressed = False
         #: The binary frame being assembled (``None``: none, or wsproto's path).
         self.assembly: MessageBufferProtocol | None = None
-        #: wsproto's message decoder (set by :class:`FrameLayer`): a frame
+        #: wsproto's message decoder (from :class:`FrameLayer`): a frame
         #: that arrives inside a fragmented message takes wsproto's path, so
         #: its protocol error is raised at its header, as before.
-        self.messages: MessageDecoder | None = None
+        self.messages = messages
 
     # Internal hook: wsproto has no public "frame header parsed" callback
     # (extensions see the header, but only after wsproto started buffering
@@ -249,13 +250,11 @@ class FrameLayer(FrameProtocol):
     def __init__(self, client: bool, extensions: list[Extension], limit: int | None) -> None:
         super().__init__(client, extensions)
         # Private: FrameProtocol builds its FrameDecoder itself and takes no
-        # decoder class; ours (the header size check, the small masker) is
-        # put in its place before its first use (the parsing generator
-        # reads the attribute lazily).
-        self._frame_decoder = decoder = _FrameDecoder(client, self.extensions, limit)
-        # Private: the message decoder, which says whether a fragmented
-        # message is under way (see _FrameDecoder.messages).
-        decoder.messages = self._message_decoder
+        # decoder class; ours (the header size check, the small masker, the
+        # binary frame assembly, which asks the message decoder whether a
+        # fragmented message is under way) is put in its place before its
+        # first use (the parsing generator reads the attribute lazily).
+        self._frame_decoder = _FrameDecoder(client, self.extensions, limit, self._message_decoder)
 
     # Private hook: every frame wsproto sends (data, ping, pong, close) is
     # built by _serialize_frame(), which masks a client's payload with its
