@@ -35,6 +35,12 @@ __all__ = ["SOCKET_ERRORS", "FrameSource", "Transport", "WriteState", "or_inf", 
 
 _MAX_IOV = 512  # buffers per writev() (Linux allows 1024)
 _MAX_READ = 2**18  # the largest read while a large message streams in (measured best)
+# TCP_NOTSENT_LOWAT: trio sets 16 KiB on every TCP stream; wskit raises it
+# to the largest message a connection sends, up to this (see make_room).
+_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", None)
+_TRIO_LOWAT = 2**14
+_MAX_LOWAT = 2**22
+_NEVER = 2**63  # unsent_room of a stream whose option is not ours to change
 SOCKET_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError)
 
 
@@ -115,6 +121,7 @@ class Transport:
         "source",
         "state",
         "stream",
+        "unsent_room",
     )
 
     def __init__(self, stream: trio.abc.Stream, read_size: int, owner: Owner) -> None:
@@ -131,6 +138,10 @@ class Transport:
         self._backlog_size = 0
         self._in_flight = 0
         self._owner = owner
+        #: Unsent bytes the kernel may hold for us (its TCP_NOTSENT_LOWAT);
+        #: see :meth:`make_room`.
+        self.unsent_room = (_TRIO_LOWAT if self.fd is not None and _NOTSENT_LOWAT is not None
+                            else _NEVER)
         # Made on first use: most connections never wait.
         self._lot: trio.lowlevel.ParkingLot | None = None
 
@@ -205,6 +216,27 @@ class Transport:
         the batch being dispatched (one write for the replies to one read)."""
         if not self.corked:
             self.write_now()
+
+    def make_room(self, size: int) -> None:
+        """Let the kernel hold one message of ``size`` unsent bytes (up to
+        4 MiB): called by the outlet before it writes a message larger than
+        :attr:`unsent_room`.
+
+        trio sets ``TCP_NOTSENT_LOWAT`` to 16 KiB on every TCP stream: the
+        kernel then takes a write only while less than 16 KiB of it waits
+        unsent, so a 1 MiB message leaves in four or more writes, each after
+        a trip through the scheduler (asyncio leaves the option unset and
+        hands the kernel the whole message at once). Raised once to the
+        largest message this connection sends, the kernel takes it in one
+        write. Small messages never raise it, and frames shared by a
+        broadcast do not either: a large broadcast stays one copy in user
+        space instead of one kernel copy per recipient."""
+        room = min(size, _MAX_LOWAT)
+        self.unsent_room = room if room > self.unsent_room else self.unsent_room
+        stream = self.stream
+        if isinstance(stream, trio.SocketStream) and _NOTSENT_LOWAT is not None:
+            with contextlib.suppress(OSError):
+                stream.setsockopt(socket.IPPROTO_TCP, _NOTSENT_LOWAT, self.unsent_room)
 
     def write_now(self) -> None:
         """Hand what the source holds to the kernel now, even mid-batch."""
