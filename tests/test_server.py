@@ -81,6 +81,30 @@ async def test_one_mib_messages_both_ways(serve, ws_connect, log, Recorder, comp
     assert received[0] == binary and received[1] == text
 
 
+async def test_large_and_small_messages_back_to_back_keep_their_order(serve, ws_connect):
+    # Large binary frames are read straight into their message; whatever
+    # follows them in the stream (text, a ping, a fragmented message, the
+    # next large frame) must come out whole and in order, both ways.
+    server = await serve(echo, wskit.Settings(max_message_size=4 * 2**20))
+    bigs = [os.urandom(size) for size in (2**20, 3 * 2**20 + 1, 70_001)]
+    async with ws_connect(server.url(), max_size=None, compression=None) as client:
+        with trio.fail_after(10):
+            await client.send(bigs[0])
+            await client.send("between")
+            pong = await client.ping(b"p")
+            await client.send(bigs[1])
+            await client.send([b"frag", b"ments"])
+            await client.send(bigs[2])
+            await client.send(b"")
+            await pong.wait()
+            assert await client.recv() == bigs[0]
+            assert await client.recv() == "between"
+            assert await client.recv() == bigs[1]
+            assert await client.recv() == b"fragments"
+            assert await client.recv() == bigs[2]
+            assert await client.recv() == b""
+
+
 def _server_socket_of(client_address: tuple[str, int]) -> trio.SocketStream:
     """The server's end of a connection in this process (found among the live
     objects by its peer address: wskit exposes no socket, on purpose)."""

@@ -5,6 +5,7 @@ late-registered close codes, and frames encoded once."""
 from __future__ import annotations
 
 import os
+import socket
 import struct
 
 import pytest
@@ -12,7 +13,15 @@ import pytest
 from wskit import CloseCode, ErrorKind
 from wskit._core.frames import LATE_REGISTERED, FrameLayer, _Masker
 from wskit._core.messages import BinaryMessage
-from wskit._core.protocol import CloseReceived, CoreState, Failed, Lost, Ping, encode_frame
+from wskit._core.protocol import (
+    CloseReceived,
+    CoreState,
+    Failed,
+    Lost,
+    Ping,
+    ReadInto,
+    encode_frame,
+)
 
 from ._wire import frame, pair
 
@@ -275,3 +284,47 @@ def test_end_of_stream_inside_an_assembled_frame_is_lost() -> None:
     assert server.receive_data(frame(0x2, b"z" * 10_000)[:5_000]) == []
     events = server.receive_data(b"")
     assert len(events) == 1 and isinstance(events[0], Lost)
+
+
+def test_the_rest_of_a_binary_frame_is_read_straight_into_its_message() -> None:
+    _, server = pair()
+    payload = os.urandom(200_000)
+    wire = frame(0x2, payload) + frame(0x1, b"after")
+    assert server.payload_sink is None  # nothing under way
+    assert server.receive_data(wire[:10]) == []
+    assert server.payload_sink is None  # a header cut short: not a frame yet
+    assert server.receive_data(wire[10:1000]) == []
+    sink = server.payload_sink
+    assert sink is not None
+    assert sink.missing == len(payload) - (1000 - 14)  # 14: header and mask
+    a, b = socket.socketpair()
+    with a, b:
+        a.sendall(wire[1000:])
+        size = sink.read_from(b.fileno(), 2**20)  # never past the frame
+        assert size == len(wire) - 1000 - len(frame(0x1, b"after")) and sink.missing == 0
+        events = server.receive_data(ReadInto(size))
+        assert events == [payload] and type(events[0]) is BinaryMessage
+        assert server.payload_sink is None
+        assert server.receive_data(b.recv(100)) == ["after"]  # the rest, as usual
+
+
+def test_nothing_read_into_the_frame_is_the_end_of_the_stream() -> None:
+    _, server = pair()
+    assert server.receive_data(frame(0x2, b"z" * 10_000)[:5_000]) == []
+    assert server.payload_sink is not None
+    events = server.receive_data(ReadInto(0))
+    assert len(events) == 1 and isinstance(events[0], Lost)
+    assert server.payload_sink is None  # closed: nothing more is read
+
+
+def test_no_payload_sink_for_text_fragments_or_compressed_frames() -> None:
+    _, server = pair()
+    assert server.receive_data(frame(0x1, b"t" * 5_000)[:1_000]) == []
+    assert server.payload_sink is None  # text: wsproto's path (UTF-8 checked as it comes)
+    _, server = pair()
+    assert server.receive_data(frame(0x2, b"f" * 5_000, fin=False)[:1_000]) == []
+    assert server.payload_sink is None  # a fragment
+    client, server = pair(deflate=True)
+    client.send(os.urandom(5_000))
+    assert server.receive_data(client.take_output()[:1_000]) == []
+    assert server.payload_sink is None  # an extension

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 
 import pytest
 
@@ -132,3 +133,37 @@ def test_c_message_buffer_takes_only_bytes_layouts() -> None:
         pytest.skip("the C accelerator is not in use")
     with pytest.raises(TypeError, match="bytes or a subclass adding no fields"):
         masking.MessageBuffer(bytearray, 3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("impl", BUFFERS, ids=["in-use", "python"])
+@pytest.mark.parametrize("masked", [True, False], ids=["masked", "copied"])
+def test_message_buffer_reads_from_a_socket_and_unmasks_in_place(impl: object,
+                                                                  masked: bool) -> None:
+    assert callable(impl)
+    data, mask = os.urandom(100_003), os.urandom(4)
+    wire = reference(data, mask) if masked else data
+    a, b = socket.socketpair()
+    with a, b:
+        b.setblocking(False)
+        buffer = impl(BinaryMessage, len(data), mask if masked else None)
+        with pytest.raises(BlockingIOError):  # nothing there yet: as os.read says
+            buffer.read_from(b.fileno(), 10)
+        a.sendall(wire[:5] + wire[5:7])  # a piece that ends mid-key
+        assert buffer.read_from(b.fileno(), 3) == 3  # at most what was asked
+        assert buffer.read_from(b.fileno(), 1000) == 4
+        assert buffer.add(wire[7:10]) == len(data) - 10  # add() and reads mix
+        a.sendall(wire[10:] + b"next frame")
+        got = 10
+        while got < len(data):
+            got += buffer.read_from(b.fileno(), 65_536)
+        assert buffer.missing == 0
+        assert buffer.read_from(b.fileno(), 100) == 0  # nothing missing: nothing read
+        message = buffer.finish()
+        assert type(message) is BinaryMessage and message == data
+        assert b.recv(100) == b"next frame"  # not one byte past the payload was read
+        with pytest.raises(ValueError, match="already finished"):
+            buffer.read_from(b.fileno(), 1)
+        a.close()
+        rest = impl(bytes, 5, None)
+        assert rest.read_from(b.fileno(), 5) == 0  # end of stream
+        assert rest.missing == 5

@@ -33,8 +33,10 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Above this size the GIL is released while the loop runs. */
 #define RELEASE_GIL_AT 65536
@@ -314,6 +316,61 @@ MessageBuffer_add(MessageBuffer *self, PyObject *piece)
 }
 
 static PyObject *
+MessageBuffer_read_from(MessageBuffer *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    int fd, turn, i;
+    Py_ssize_t most, got;
+    unsigned char *dst;
+    unsigned char key[4];
+
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError,
+                     "read_from() takes 2 arguments (fd, most), %zd given", nargs);
+        return NULL;
+    }
+    fd = PyObject_AsFileDescriptor(args[0]);
+    if (fd < 0) {
+        return NULL;
+    }
+    most = PyLong_AsSsize_t(args[1]);
+    if (most == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (self->result == NULL) {
+        PyErr_SetString(PyExc_ValueError, "MessageBuffer: already finished");
+        return NULL;
+    }
+    if (most > self->size - self->filled) {
+        most = self->size - self->filled;
+    }
+    if (most <= 0) {
+        return PyLong_FromLong(0);
+    }
+    dst = (unsigned char *)PyBytes_AS_STRING(self->result) + self->filled;
+    for (;;) {
+        got = read(fd, dst, (size_t)most);
+        if (got >= 0) {
+            break;
+        }
+        if (errno != EINTR) {
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        if (PyErr_CheckSignals() < 0) {
+            return NULL;
+        }
+    }
+    if (self->masked && got > 0) {
+        turn = (int)(self->filled & 3);
+        for (i = 0; i < 4; i++) {
+            key[i] = self->key[(turn + i) & 3];
+        }
+        xor_mask(dst, dst, got, key);
+    }
+    self->filled += got;
+    return PyLong_FromSsize_t(got);
+}
+
+static PyObject *
 MessageBuffer_finish(MessageBuffer *self, PyObject *unused)
 {
     PyObject *result = self->result;
@@ -343,6 +400,10 @@ static PyMethodDef MessageBuffer_methods[] = {
     {"add", (PyCFunction)MessageBuffer_add, METH_O,
      "add(piece) -> int\n\nUnmask (or copy) the next piece of the payload into "
      "the message; returns the bytes still missing."},
+    {"read_from", (PyCFunction)(void (*)(void))MessageBuffer_read_from, METH_FASTCALL,
+     "read_from(fd, most) -> int\n\nRead up to most bytes of the payload (no more "
+     "than are missing) from the file descriptor straight into the message, and "
+     "unmask them there; returns how many (0: end of stream)."},
     {"finish", (PyCFunction)MessageBuffer_finish, METH_NOARGS,
      "finish() -> the complete message object (once)."},
     {NULL, NULL, 0, NULL},

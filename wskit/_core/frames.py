@@ -247,6 +247,8 @@ class FrameLayer(FrameProtocol):
     ``received_frames``, ``send_data``, ``ping``, ``pong``, ``close``).
     """
 
+    _frame_decoder: _FrameDecoder
+
     def __init__(self, client: bool, extensions: list[Extension], limit: int | None) -> None:
         super().__init__(client, extensions)
         # Private: FrameProtocol builds its FrameDecoder itself and takes no
@@ -255,6 +257,17 @@ class FrameLayer(FrameProtocol):
         # fragmented message is under way) is put in its place before its
         # first use (the parsing generator reads the attribute lazily).
         self._frame_decoder = _FrameDecoder(client, self.extensions, limit, self._message_decoder)
+
+    @property
+    def payload_sink(self) -> MessageBufferProtocol | None:
+        """The binary frame being assembled, when nothing else is buffered:
+        the next bytes of the stream are its payload, and may be read
+        straight into it (``MessageBuffer.read_from``); ``None`` else."""
+        decoder = self._frame_decoder
+        assembly = decoder.assembly
+        if assembly is None or decoder.buffer:
+            return None
+        return assembly
 
     # Private hook: every frame wsproto sends (data, ping, pong, close) is
     # built by _serialize_frame(), which masks a client's payload with its

@@ -13,10 +13,10 @@ Three tools, each in both versions:
 - :func:`mask_frame`: a client's whole frame (header, key, masked payload)
   in one allocation, not a masked copy joined onto its header.
 - :class:`MessageBuffer`: a frame's payload unmasked piece by piece, as the
-  reads bring it, straight into the object that becomes the message; a
-  large message is then neither kept as pieces nor joined, nor copied once
-  more into its ``BinaryMessage`` (in C; the Python version copies once at
-  the end).
+  reads bring it, straight into the object that becomes the message (or
+  read into it from the socket and unmasked in place); a large message is
+  then neither kept as pieces nor joined, nor copied once more into its
+  ``BinaryMessage`` (in C; the Python version copies once at the end).
 
 :data:`IMPLEMENTATION` says which one is in use: ``"c"`` or ``"python"``.
 """
@@ -79,6 +79,12 @@ class MessageBufferProtocol(Protocol):
     def add(self, piece: Buffer, /) -> int:
         """Unmask (or copy) the next piece in; returns the bytes still missing."""
 
+    def read_from(self, fd: int, most: int, /) -> int:
+        """Read up to ``most`` bytes of the payload (never more than are
+        missing) from the file descriptor straight into the message, and
+        unmask them there; returns how many (0: end of stream). Raises what
+        ``os.read`` raises (``BlockingIOError`` when nothing is there)."""
+
     def finish(self) -> bytes:
         """The complete message, an instance of ``cls`` (once)."""
 
@@ -119,6 +125,22 @@ class MessageBufferPython:
         buffer[filled:filled + size] = piece
         self._filled = filled = filled + size
         return len(buffer) - filled
+
+    def read_from(self, fd: int, most: int, /) -> int:
+        buffer, filled, mask = self._buffer, self._filled, self._mask
+        if buffer is None:
+            raise ValueError("MessageBuffer: already finished")
+        size = min(most, len(buffer) - filled)
+        if size <= 0:
+            return 0
+        with memoryview(buffer) as view:
+            got = os.readv(fd, [view[filled:filled + size]])
+            if got and mask is not None:
+                turn = filled & 3
+                view[filled:filled + got] = apply_mask_python(view[filled:filled + got],
+                                                              mask[turn:] + mask[:turn])
+        self._filled = filled + got
+        return got
 
     def finish(self) -> bytes:
         buffer = self._buffer

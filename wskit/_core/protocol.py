@@ -31,6 +31,7 @@ from wsproto.frame_protocol import Opcode, ParseFailed
 
 from .._errors import Error, ErrorKind
 from .frames import LATE_REGISTERED, FrameLayer
+from .masking import MessageBufferProtocol
 from .messages import BinaryMessage, CloseCode, Message, TextMessage, close_code
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "Lost",
     "Ping",
     "Pong",
+    "ReadInto",
     "check_close",
     "encode_frame",
 ]
@@ -135,6 +137,20 @@ class Lost:
 
 CoreEvent = Message | Ping | Pong | CloseReceived | Failed | Lost
 
+
+class ReadInto:
+    """Says that ``size`` bytes were read straight into
+    :attr:`ConnectionCore.payload_sink` (0: the stream ended), for
+    :meth:`ConnectionCore.receive_data`; ``len()`` is that size."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
 _ERROR_KINDS = {
     CloseCode.SIZE: ErrorKind.CAPACITY,
     CloseCode.INVALID: ErrorKind.ENCODING,
@@ -196,8 +212,9 @@ class ConnectionCore:
 
     # -- receiving -------------------------------------------------------
 
-    def receive_data(self, data: bytes | bytearray | None) -> list[CoreEvent]:
-        """Feed what the socket read; ``None`` or ``b""`` means end of stream."""
+    def receive_data(self, data: bytes | bytearray | ReadInto | None) -> list[CoreEvent]:
+        """Feed what the socket read; ``None`` or ``b""`` means end of stream
+        (and so does ``ReadInto(0)``)."""
         state = self.state
         if state is not CoreState.OPEN and state is not CoreState.LOCAL_CLOSING:
             return []  # nothing after a close frame is read (section 5.5.1)
@@ -206,8 +223,22 @@ class ConnectionCore:
             self._move(CoreState.CLOSED)
             self._parts.clear()
             return [Lost()]
+        if data.__class__ is ReadInto:  # already in the frame being assembled
+            return self._events()
         self._proto.receive_bytes(data)  # type: ignore[arg-type]
         return self._events()
+
+    @property
+    def payload_sink(self) -> MessageBufferProtocol | None:
+        """Where the next bytes of the stream may be read straight into: the
+        rest of a binary frame being assembled, when nothing else is
+        buffered (``None`` otherwise: read as usual). After reading into it
+        with its ``read_from()``, pass :class:`ReadInto` to
+        :meth:`receive_data`."""
+        state = self.state
+        if state is not CoreState.OPEN and state is not CoreState.LOCAL_CLOSING:
+            return None
+        return self._proto.payload_sink
 
     def pending_events(self) -> list[CoreEvent]:
         """Events from bytes that came with the handshake (``trailing_data``)."""

@@ -216,9 +216,8 @@ class Connection:
         await self._finish()
 
     def _take_handshake(self) -> Handshake | None:
-        # Not kept by the connection (nor in a suspended frame's locals): its
-        # request headers are ~2 KB per idle connection. The handler keeps
-        # it if it wants it.
+        # Not kept by the connection (nor in a suspended frame's locals): its request
+        # headers are ~2 KB per idle connection. The handler keeps it if it wants it.
         handshake, self.handshake = self.handshake, None
         return handshake
 
@@ -229,11 +228,12 @@ class Connection:
         while True:
             if events:
                 await self._handle_batch(events)
+                events = []  # let a large message go before the next one is read
             elif core.has_output:
                 transport.write_now()
             if core.state is CoreState.CLOSED or core.state is CoreState.FAILED:
                 return
-            data = await transport.read()
+            data = await transport.read_frames()
             self.bytes_in += len(data)
             events = core.receive_data(data)
 

@@ -25,18 +25,28 @@ import enum
 import math
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import trio
+
+from .._core.masking import MessageBufferProtocol
+from .._core.protocol import ReadInto
 
 __all__ = ["SOCKET_ERRORS", "FrameSource", "Transport", "WriteState", "or_inf", "tune_socket",
            "why"]
 
 _MAX_IOV = 512  # buffers per writev() (Linux allows 1024)
 _MAX_READ = 2**18  # the largest read while a large message streams in (measured best)
-# TCP_NOTSENT_LOWAT: trio sets 16 KiB on every TCP stream; wskit raises it
-# to the largest message a connection sends, up to this (see make_room).
+_MAX_SINK_READ = 2**20  # the largest read straight into a frame being assembled (measured)
+# TCP_NOTSENT_LOWAT: trio sets 16 KiB on every TCP stream. The kernel then
+# takes a write only while less than that waits unsent, so a 1 MiB message
+# leaves in four or more writes, each after a trip through the scheduler
+# (asyncio leaves the option unset and hands the kernel the whole message at
+# once). Transport.make_room raises it, once, to the largest message the
+# connection sends (at most _MAX_LOWAT): the kernel takes that in one write.
+# Small messages never raise it, nor do frames shared by a broadcast: a large
+# broadcast stays one copy in user space, not one kernel copy per recipient.
 _NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", None)
 _TRIO_LOWAT = 2**14
 _MAX_LOWAT = 2**22
@@ -53,6 +63,8 @@ class FrameSource(Protocol):
     def has_output(self) -> bool: ...
     def take_buffers(self) -> list[Any]: ...
     def take_output(self) -> bytes | bytearray: ...
+    @property
+    def payload_sink(self) -> MessageBufferProtocol | None: ...
 
 
 class Owner(Protocol):
@@ -200,6 +212,37 @@ class Transport:
             self._read_size = self._base_read
         return data
 
+    def read_frames(self) -> Awaitable[bytes | ReadInto]:
+        """:meth:`read` for an open connection (await it). While the core
+        assembles a binary frame and holds nothing else, the next bytes are
+        read straight into the message (``MessageBuffer.read_from``: no
+        ``bytes`` in between, unmasked in place, up to 1 MiB a read), and a
+        :class:`ReadInto` says how many. Else :meth:`read`'s coroutine."""
+        source, fd = self.source, self.fd
+        if fd is not None and source is not None:
+            sink = source.payload_sink
+            if sink is not None:
+                return self._read_into(fd, sink)
+        return self.read()
+
+    async def _read_into(self, fd: int, sink: MessageBufferProtocol) -> ReadInto:
+        await trio.lowlevel.checkpoint()  # as read() does: a peer must not starve the others
+        while True:
+            try:
+                size = sink.read_from(fd, _MAX_SINK_READ)
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                self._owner.lost(f"read failed: {exc}")
+                return ReadInto(0)
+            else:
+                return ReadInto(size)
+            try:
+                await trio.lowlevel.wait_readable(fd)
+            except (OSError, trio.ClosedResourceError) as exc:
+                self._owner.lost(f"read failed: {exc}")
+                return ReadInto(0)
+
     # -- writing --------------------------------------------------------
 
     @property
@@ -219,18 +262,9 @@ class Transport:
 
     def make_room(self, size: int) -> None:
         """Let the kernel hold one message of ``size`` unsent bytes (up to
-        4 MiB): called by the outlet before it writes a message larger than
-        :attr:`unsent_room`.
-
-        trio sets ``TCP_NOTSENT_LOWAT`` to 16 KiB on every TCP stream: the
-        kernel then takes a write only while less than 16 KiB of it waits
-        unsent, so a 1 MiB message leaves in four or more writes, each after
-        a trip through the scheduler (asyncio leaves the option unset and
-        hands the kernel the whole message at once). Raised once to the
-        largest message this connection sends, the kernel takes it in one
-        write. Small messages never raise it, and frames shared by a
-        broadcast do not either: a large broadcast stays one copy in user
-        space instead of one kernel copy per recipient."""
+        4 MiB), so that it takes the message in one write: called by the
+        outlet before it writes a message larger than :attr:`unsent_room`
+        (see ``_NOTSENT_LOWAT`` above for why)."""
         room = min(size, _MAX_LOWAT)
         self.unsent_room = room if room > self.unsent_room else self.unsent_room
         stream = self.stream
