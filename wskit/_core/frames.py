@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.frame_protocol import (
@@ -45,7 +45,7 @@ from wsproto.frame_protocol import (
 from .masking import MessageBuffer, MessageBufferProtocol, apply_mask, mask_frame
 from .messages import BinaryMessage
 
-__all__ = ["LATE_REGISTERED", "DeflateState", "FrameLayer", "Inflater"]
+__all__ = ["LATE_REGISTERED", "DeflateState", "FrameLayer", "Inflater", "SinkHolder"]
 
 #: A zlib decompression object. zlib exports no public name for its type
 #: (typeshed calls it ``zlib._Decompress``); naming it here keeps the
@@ -55,10 +55,23 @@ if TYPE_CHECKING:
 else:
     Inflater = type(zlib.decompressobj())
 
+_BINARY = Opcode.BINARY  # looked up once: read for every frame header
+_CONTINUATION = Opcode.CONTINUATION
+
 # Registered in IANA's WebSocket close code registry (RFC 6455 section 11.7)
 # after wsproto's table was written: 1014 "Bad Gateway". wsproto refuses it
 # as an "unknown reserved code"; browsers and websockets accept it.
 LATE_REGISTERED = frozenset({1014})
+
+
+class SinkHolder(Protocol):
+    """Whoever wants to know where the next bytes of the stream may be read
+    straight into: the binary frame being assembled, when nothing else is
+    buffered (its ``MessageBuffer.read_from``), else ``None``. The frame
+    decoder sets the attribute when that changes, so that reading it costs
+    one attribute look-up per read."""
+
+    payload_sink: MessageBufferProtocol | None
 
 
 class _Masker(XorMaskerSimple):
@@ -175,7 +188,8 @@ class _FrameDecoder(FrameDecoder):
     """
 
     def __init__(self, client: bool, extensions: list[Extension], limit: int | None,
-                 messages: MessageDecoder | None = None) -> None:
+                 messages: MessageDecoder | None = None,
+                 holder: SinkHolder | None = None) -> None:
         super().__init__(client, extensions)
         self.buffer: _Buffer = _Buffer()
         self.limit = limit
@@ -183,10 +197,12 @@ class _FrameDecoder(FrameDecoder):
         self.message_compressed = False
         #: The binary frame being assembled (``None``: none, or wsproto's path).
         self.assembly: MessageBufferProtocol | None = None
-        #: wsproto's message decoder (from :class:`FrameLayer`): a frame
-        #: that arrives inside a fragmented message takes wsproto's path, so
-        #: its protocol error is raised at its header, as before.
+        #: wsproto's message decoder: a frame that arrives inside a
+        #: fragmented message takes wsproto's path, so its protocol error is
+        #: raised at its header, as before.
         self.messages = messages
+        #: Told where the payload sink is whenever that changes.
+        self.holder = holder
 
     # Internal hook: wsproto has no public "frame header parsed" callback
     # (extensions see the header, but only after wsproto started buffering
@@ -203,7 +219,7 @@ class _FrameDecoder(FrameDecoder):
         assert header is not None
         opcode = header.opcode
         if limit is not None and not opcode.iscontrol():
-            if opcode is not Opcode.CONTINUATION:
+            if opcode is not _CONTINUATION:
                 self.message_size = 0
                 self.message_compressed = header.rsv.rsv1
             if not self.message_compressed:
@@ -211,7 +227,7 @@ class _FrameDecoder(FrameDecoder):
                 if self.message_size > limit:
                     raise ParseFailed("message too big", CloseReason.MESSAGE_TOO_BIG)
         masker = self.masker
-        if (opcode is Opcode.BINARY and header.fin and not self.extensions
+        if (opcode is _BINARY and header.fin and not self.extensions
                 and (self.messages is None or self.messages.opcode is None)):
             # Private: the key of the masker wsproto just built for this
             # frame (no public accessor).
@@ -229,14 +245,21 @@ class _FrameDecoder(FrameDecoder):
             return None
         assembly = self.assembly
         if assembly is None:
-            return super().process_buffer()
+            return FrameDecoder.process_buffer(self)  # (no super(): the common path)
+        holder = self.holder
         if assembly.missing:
             piece = self.buffer.take(assembly.missing)
             if piece is None or assembly.add(piece):
-                return None  # the rest comes with the next reads
+                # The rest comes with the next reads, and nothing else is
+                # buffered: they may go straight into the message.
+                if holder is not None:
+                    holder.payload_sink = assembly
+                return None
         self.assembly = None
         self.header = self.effective_opcode = self.masker = None
-        return Frame(Opcode.BINARY, assembly.finish(), True, True)
+        if holder is not None:
+            holder.payload_sink = None
+        return Frame(_BINARY, assembly.finish(), True, True)
 
 
 class FrameLayer(FrameProtocol):
@@ -247,27 +270,18 @@ class FrameLayer(FrameProtocol):
     ``received_frames``, ``send_data``, ``ping``, ``pong``, ``close``).
     """
 
-    _frame_decoder: _FrameDecoder
-
-    def __init__(self, client: bool, extensions: list[Extension], limit: int | None) -> None:
+    def __init__(self, client: bool, extensions: list[Extension], limit: int | None,
+                 holder: SinkHolder | None = None) -> None:
+        """``holder``: whose ``payload_sink`` attribute the decoder keeps up
+        to date (see :class:`SinkHolder`); this layer's own by default."""
         super().__init__(client, extensions)
+        self.payload_sink: MessageBufferProtocol | None = None
         # Private: FrameProtocol builds its FrameDecoder itself and takes no
         # decoder class; ours (the header size check, the small masker, the
-        # binary frame assembly, which asks the message decoder whether a
-        # fragmented message is under way) is put in its place before its
-        # first use (the parsing generator reads the attribute lazily).
-        self._frame_decoder = _FrameDecoder(client, self.extensions, limit, self._message_decoder)
-
-    @property
-    def payload_sink(self) -> MessageBufferProtocol | None:
-        """The binary frame being assembled, when nothing else is buffered:
-        the next bytes of the stream are its payload, and may be read
-        straight into it (``MessageBuffer.read_from``); ``None`` else."""
-        decoder = self._frame_decoder
-        assembly = decoder.assembly
-        if assembly is None or decoder.buffer:
-            return None
-        return assembly
+        # binary frame assembly) is put in its place before its first use
+        # (the parsing generator reads the attribute lazily).
+        self._frame_decoder = _FrameDecoder(client, self.extensions, limit,
+                                            self._message_decoder, holder or self)
 
     # Private hook: every frame wsproto sends (data, ping, pong, close) is
     # built by _serialize_frame(), which masks a client's payload with its

@@ -193,7 +193,14 @@ class ConnectionCore:
         max_message_size: int | None,
         trailing_data: bytes = b"",
     ) -> None:
-        self._proto = FrameLayer(client, list(extensions), max_message_size)
+        #: Where the next bytes of the stream may be read straight into: the
+        #: rest of a binary frame being assembled, when nothing else is
+        #: buffered (``None`` otherwise: read as usual). After reading into
+        #: it with its ``read_from()``, pass :class:`ReadInto` to
+        #: :meth:`receive_data`. A plain attribute, kept up to date by the
+        #: frame layer (this core is its ``SinkHolder``): read once per read.
+        self.payload_sink: MessageBufferProtocol | None = None
+        self._proto = FrameLayer(client, list(extensions), max_message_size, self)
         # Server side without extensions: frames need no mask and no deflate.
         self._plain = not client and not self._proto.extensions
         self._limit = max_message_size
@@ -227,18 +234,6 @@ class ConnectionCore:
             return self._events()
         self._proto.receive_bytes(data)  # type: ignore[arg-type]
         return self._events()
-
-    @property
-    def payload_sink(self) -> MessageBufferProtocol | None:
-        """Where the next bytes of the stream may be read straight into: the
-        rest of a binary frame being assembled, when nothing else is
-        buffered (``None`` otherwise: read as usual). After reading into it
-        with its ``read_from()``, pass :class:`ReadInto` to
-        :meth:`receive_data`."""
-        state = self.state
-        if state is not CoreState.OPEN and state is not CoreState.LOCAL_CLOSING:
-            return None
-        return self._proto.payload_sink
 
     def pending_events(self) -> list[CoreEvent]:
         """Events from bytes that came with the handshake (``trailing_data``)."""
@@ -340,6 +335,8 @@ class ConnectionCore:
             raise Error(f"connection core cannot go from {self.state.value} to {new.value}",
                         ErrorKind.INTERNAL)
         self.state = new
+        if new is not CoreState.OPEN and new is not CoreState.LOCAL_CLOSING:
+            self.payload_sink = None  # nothing more is read
 
     # -- sending -------------------------------------------------------
 

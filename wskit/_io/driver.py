@@ -233,7 +233,7 @@ class Connection:
                 transport.write_now()
             if core.state is CoreState.CLOSED or core.state is CoreState.FAILED:
                 return
-            data = await transport.read_frames()
+            data = await (transport.read() if core.payload_sink is None else transport.read_into())
             self.bytes_in += len(data)
             events = core.receive_data(data)
 

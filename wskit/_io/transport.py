@@ -25,7 +25,7 @@ import enum
 import math
 import os
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import trio
@@ -63,8 +63,7 @@ class FrameSource(Protocol):
     def has_output(self) -> bool: ...
     def take_buffers(self) -> list[Any]: ...
     def take_output(self) -> bytes | bytearray: ...
-    @property
-    def payload_sink(self) -> MessageBufferProtocol | None: ...
+    payload_sink: MessageBufferProtocol | None
 
 
 class Owner(Protocol):
@@ -212,18 +211,17 @@ class Transport:
             self._read_size = self._base_read
         return data
 
-    def read_frames(self) -> Awaitable[bytes | ReadInto]:
-        """:meth:`read` for an open connection (await it). While the core
-        assembles a binary frame and holds nothing else, the next bytes are
-        read straight into the message (``MessageBuffer.read_from``: no
-        ``bytes`` in between, unmasked in place, up to 1 MiB a read), and a
-        :class:`ReadInto` says how many. Else :meth:`read`'s coroutine."""
+    async def read_into(self) -> bytes | ReadInto:
+        """:meth:`read` while the core has a ``payload_sink`` (the rest of a
+        binary frame being assembled, nothing else buffered): the next bytes
+        are read straight into the message (no ``bytes`` in between,
+        unmasked in place, up to 1 MiB a read), and a :class:`ReadInto`
+        says how many. On TLS, an ordinary :meth:`read`."""
         source, fd = self.source, self.fd
-        if fd is not None and source is not None:
-            sink = source.payload_sink
-            if sink is not None:
-                return self._read_into(fd, sink)
-        return self.read()
+        sink = None if source is None else source.payload_sink
+        if fd is None or sink is None:
+            return await self.read()
+        return await self._read_into(fd, sink)
 
     async def _read_into(self, fd: int, sink: MessageBufferProtocol) -> ReadInto:
         await trio.lowlevel.checkpoint()  # as read() does: a peer must not starve the others
