@@ -11,6 +11,7 @@ import struct
 import pytest
 
 from wskit import CloseCode, ErrorKind
+from wskit._core import masking
 from wskit._core.frames import LATE_REGISTERED, FrameLayer, _Masker
 from wskit._core.messages import BinaryMessage
 from wskit._core.protocol import (
@@ -328,3 +329,18 @@ def test_no_payload_sink_for_text_fragments_or_compressed_frames() -> None:
     client.send(os.urandom(5_000))
     assert server.receive_data(client.take_output()[:1_000]) == []
     assert server.payload_sink is None  # an extension
+
+
+def test_the_first_large_frame_prepares_the_allocator() -> None:
+    # masking.expect_large (why: its docstring) runs before a large frame is
+    # assembled or built, and never for small ones.
+    masking.expect_large.cache_clear()
+    client, server = pair()
+    client.send(b"s" * (masking.LARGE - 1))
+    assert server.receive_data(client.take_output()) == [b"s" * (masking.LARGE - 1)]
+    assert masking.expect_large.cache_info().currsize == 0
+    assert server.receive_data(frame(0x2, b"L" * masking.LARGE)[:100]) == []
+    assert masking.expect_large.cache_info().currsize == 1
+    masking.expect_large.cache_clear()
+    client.send(b"L" * masking.LARGE)  # a client's frame, built
+    assert masking.expect_large.cache_info().currsize == 1

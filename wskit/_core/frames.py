@@ -42,7 +42,14 @@ from wsproto.frame_protocol import (
     XorMaskerSimple,
 )
 
-from .masking import MessageBuffer, MessageBufferProtocol, apply_mask, mask_frame
+from .masking import (
+    LARGE,
+    MessageBuffer,
+    MessageBufferProtocol,
+    apply_mask,
+    expect_large,
+    mask_frame,
+)
 from .messages import BinaryMessage
 
 __all__ = ["LATE_REGISTERED", "DeflateState", "FrameLayer", "Inflater", "SinkHolder"]
@@ -232,6 +239,8 @@ class _FrameDecoder(FrameDecoder):
             # Private: the key of the masker wsproto just built for this
             # frame (no public accessor).
             key = bytes(masker._masking_key) if isinstance(masker, XorMaskerSimple) else None
+            if header.payload_len >= LARGE:
+                expect_large()
             self.assembly = MessageBuffer(BinaryMessage, header.payload_len, key)
         elif isinstance(masker, XorMaskerSimple):
             # Private, as above: the key, handed to the faster masker.
@@ -306,6 +315,8 @@ class FrameLayer(FrameProtocol):
             header = struct.pack("!BBH", first, 0x80 | 126, size)
         else:
             header = struct.pack("!BBQ", first, 0x80 | 127, size)
+        if size >= LARGE:
+            expect_large()
         # Section 5.3: a fresh, unpredictable key for every frame.
         key = os.urandom(4)
         return mask_frame(header, payload, key)  # type: ignore[return-value]
