@@ -42,6 +42,8 @@ from wskit._core import fastparse, frames, masking, smallframes
 assert masking.IMPLEMENTATION == "python", masking.IMPLEMENTATION
 assert frames.apply_mask is masking.apply_mask_python
 assert smallframes.take_small is smallframes.take_small_python
+assert frames.mask_frame is masking.mask_frame_python
+assert frames.MessageBuffer is masking.MessageBufferPython
 assert not fastparse.AVAILABLE  # every request parsed by h11
 print("[pure] masking implementation:", masking.IMPLEMENTATION, flush=True)
 print("[pure] small frames implementation:", smallframes.IMPLEMENTATION, flush=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
+import socket
 
 import pytest
 import trio
@@ -76,6 +79,84 @@ async def test_one_mib_messages_both_ways(serve, ws_connect, log, Recorder, comp
     received = [args[0] for args in log.of("message")]
     assert [len(m) for m in received] == [size, size]
     assert received[0] == binary and received[1] == text
+
+
+async def test_large_and_small_messages_back_to_back_keep_their_order(serve, ws_connect):
+    # Large binary frames are read straight into their message; whatever
+    # follows them in the stream (text, a ping, a fragmented message, the
+    # next large frame) must come out whole and in order, both ways.
+    server = await serve(echo, wskit.Settings(max_message_size=4 * 2**20))
+    bigs = [os.urandom(size) for size in (2**20, 3 * 2**20 + 1, 70_001)]
+    async with ws_connect(server.url(), max_size=None, compression=None) as client:
+        with trio.fail_after(10):
+            await client.send(bigs[0])
+            await client.send("between")
+            pong = await client.ping(b"p")
+            await client.send(bigs[1])
+            await client.send([b"frag", b"ments"])
+            await client.send(bigs[2])
+            await client.send(b"")
+            await pong.wait()
+            assert await client.recv() == bigs[0]
+            assert await client.recv() == "between"
+            assert await client.recv() == bigs[1]
+            assert await client.recv() == b"fragments"
+            assert await client.recv() == bigs[2]
+            assert await client.recv() == b""
+
+
+def _server_socket_of(client_address: tuple[str, int]) -> trio.SocketStream:
+    """The server's end of a connection in this process (found among the live
+    objects by its peer address: wskit exposes no socket, on purpose)."""
+    for obj in gc.get_objects():
+        if type(obj) is trio.SocketStream and obj.socket.fileno() != -1:
+            with contextlib.suppress(OSError):
+                if obj.socket.getpeername()[:2] == client_address[:2]:
+                    return obj
+    raise AssertionError(f"no server socket for {client_address}")
+
+
+def _unsent_limit(stream: trio.SocketStream) -> int:
+    return stream.getsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT)
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_NOTSENT_LOWAT"), reason="Linux and macOS only")
+async def test_a_large_message_is_handed_to_the_kernel_whole(serve, ws_connect):
+    # trio lets the kernel hold 16 KiB unsent; a connection that sends a
+    # larger message raises that to the message (one write instead of one
+    # per 16 KiB drained, as asyncio does); broadcasts and small messages
+    # leave it as it is.
+    outs: list[wskit.Sender] = []
+
+    def factory(out: wskit.Sender) -> object:
+        outs.append(out)
+        return out.send
+
+    server = await serve(factory, wskit.Settings(max_message_size=8 * 2**20))
+    big = os.urandom(2**20)
+    async with ws_connect(server.url(), max_size=None, compression=None) as client, \
+            ws_connect(server.url(), max_size=None, compression=None) as other:
+        mine = _server_socket_of(client.local_address)
+        theirs = _server_socket_of(other.local_address)
+        assert _unsent_limit(mine) == _unsent_limit(theirs) == 2**14  # trio's
+        with trio.fail_after(10):
+            await client.send(b"small")
+            assert await client.recv() == b"small"
+            assert _unsent_limit(mine) == 2**14
+            await client.send(big)
+            assert await client.recv() == big
+            assert _unsent_limit(mine) == 2**20 + 10  # the frame: payload and header
+            await client.send(b"small")
+            assert await client.recv() == b"small"
+            assert _unsent_limit(mine) == 2**20 + 10  # raised once, kept
+            outs[0].broadcast(big)
+            assert await client.recv() == big
+            assert await other.recv() == big
+        assert _unsent_limit(theirs) == 2**14  # a broadcast's shared frame: not raised
+        with trio.fail_after(10):
+            await client.send(big * 5)  # capped at 4 MiB
+            assert await client.recv() == big * 5
+        assert _unsent_limit(mine) == 2**22
 
 
 async def test_message_over_default_limit_is_refused_with_1009(serve, ws_connect, log,

@@ -1,15 +1,28 @@
 """The frame layer (``_core/frames.py``): parsing, limits from frame headers,
-the small-frame masker, late-registered close codes, and frames encoded once."""
+the small-frame masker, whole binary frames assembled into their message,
+late-registered close codes, and frames encoded once."""
 
 from __future__ import annotations
 
+import os
+import socket
 import struct
 
 import pytest
 
 from wskit import CloseCode, ErrorKind
+from wskit._core import masking
 from wskit._core.frames import LATE_REGISTERED, FrameLayer, _Masker
-from wskit._core.protocol import CloseReceived, CoreState, Failed, encode_frame
+from wskit._core.messages import BinaryMessage
+from wskit._core.protocol import (
+    CloseReceived,
+    CoreState,
+    Failed,
+    Lost,
+    Ping,
+    ReadInto,
+    encode_frame,
+)
 
 from ._wire import frame, pair
 
@@ -201,3 +214,133 @@ def test_a_fed_bytearray_may_change_afterwards() -> None:
     assert server.receive_data(chunk) == []
     chunk[:] = b"\x00" * 5
     assert server.receive_data(wire[5:]) == [b"payload!"]
+
+
+# -- A whole binary frame, assembled by the frame layer ---------------------
+
+
+@pytest.mark.parametrize("client_side", [False, True], ids=["server-unmasks", "client-copies"])
+@pytest.mark.parametrize("cut", [1, 3, 7, 4096, 65_536, 300_000])
+def test_binary_frame_in_pieces_becomes_one_message(client_side: bool, cut: int) -> None:
+    client, server = pair()
+    payload = os.urandom(300_001)
+    sender, receiver = (server, client) if client_side else (client, server)
+    sender.send(payload)
+    sender.send(b"next")
+    wire = bytes(sender.take_output())
+    events: list[object] = []
+    for start in range(0, len(wire), cut):
+        events += receiver.receive_data(wire[start:start + cut])
+    assert events == [payload, b"next"]
+    assert all(type(event) is BinaryMessage for event in events)
+
+
+def test_empty_binary_frame_is_an_empty_message() -> None:
+    _, server = pair()
+    events = server.receive_data(frame(0x2, b"") + frame(0x2, b"after"))
+    assert events == [b"", b"after"]
+    assert type(events[0]) is BinaryMessage
+
+
+def test_binary_frame_between_pings_and_text() -> None:
+    _, server = pair()
+    big = os.urandom(70_000)
+    wire = frame(0x1, b"a") + frame(0x2, big) + frame(0x9, b"p") + frame(0x2, b"b")
+    events = server.receive_data(wire[:30_000]) + server.receive_data(wire[30_000:])
+    assert events[:2] == ["a", big]
+    assert isinstance(events[2], Ping) and events[2].data == b"p"
+    assert events[3] == b"b"
+
+
+def test_binary_frame_inside_a_fragmented_message_fails_at_its_header() -> None:
+    # Not assembled: the protocol error comes with the header, before any of
+    # its payload arrived, as wsproto reports it.
+    _, server = pair()
+    assert server.receive_data(frame(0x2, b"start", fin=False)) == []
+    head = frame(0x2, b"x" * 1000)[:8]
+    events = server.receive_data(head + b"x")
+    assert len(events) == 1 and isinstance(events[0], Failed)
+    assert events[0].code == CloseCode.PROTOCOL
+    assert "expected CONTINUATION" in events[0].reason
+
+
+def test_fragmented_binary_message_is_joined_into_a_binary_message() -> None:
+    _, server = pair()
+    wire = frame(0x2, b"frag", fin=False) + frame(0x0, b"ment", fin=False) + frame(0x0, b"ed")
+    events = server.receive_data(wire)
+    assert events == [b"fragmented"]
+    assert type(events[0]) is BinaryMessage
+
+
+def test_assembled_frame_still_refused_from_its_header_when_too_big() -> None:
+    _, server = pair(limit=100_000)
+    assert server.receive_data(frame(0x2, b"a" * 100_000)[:50_000]) == []
+    events = server.receive_data(frame(0x2, b"a" * 100_000)[50_000:] + frame(0x2, b"b" * 100_001))
+    assert events[0] == b"a" * 100_000
+    assert isinstance(events[1], Failed) and events[1].code == CloseCode.SIZE
+
+
+def test_end_of_stream_inside_an_assembled_frame_is_lost() -> None:
+    _, server = pair()
+    assert server.receive_data(frame(0x2, b"z" * 10_000)[:5_000]) == []
+    events = server.receive_data(b"")
+    assert len(events) == 1 and isinstance(events[0], Lost)
+
+
+def test_the_rest_of_a_binary_frame_is_read_straight_into_its_message() -> None:
+    _, server = pair()
+    payload = os.urandom(200_000)
+    wire = frame(0x2, payload) + frame(0x1, b"after")
+    assert server.payload_sink is None  # nothing under way
+    assert server.receive_data(wire[:10]) == []
+    assert server.payload_sink is None  # a header cut short: not a frame yet
+    assert server.receive_data(wire[10:1000]) == []
+    sink = server.payload_sink
+    assert sink is not None
+    assert sink.missing == len(payload) - (1000 - 14)  # 14: header and mask
+    a, b = socket.socketpair()
+    with a, b:
+        a.sendall(wire[1000:])
+        size = sink.read_from(b.fileno(), 2**20)  # never past the frame
+        assert size == len(wire) - 1000 - len(frame(0x1, b"after")) and sink.missing == 0
+        events = server.receive_data(ReadInto(size))
+        assert events == [payload] and type(events[0]) is BinaryMessage
+        assert server.payload_sink is None
+        assert server.receive_data(b.recv(100)) == ["after"]  # the rest, as usual
+
+
+def test_nothing_read_into_the_frame_is_the_end_of_the_stream() -> None:
+    _, server = pair()
+    assert server.receive_data(frame(0x2, b"z" * 10_000)[:5_000]) == []
+    assert server.payload_sink is not None
+    events = server.receive_data(ReadInto(0))
+    assert len(events) == 1 and isinstance(events[0], Lost)
+    assert server.payload_sink is None  # closed: nothing more is read
+
+
+def test_no_payload_sink_for_text_fragments_or_compressed_frames() -> None:
+    _, server = pair()
+    assert server.receive_data(frame(0x1, b"t" * 5_000)[:1_000]) == []
+    assert server.payload_sink is None  # text: wsproto's path (UTF-8 checked as it comes)
+    _, server = pair()
+    assert server.receive_data(frame(0x2, b"f" * 5_000, fin=False)[:1_000]) == []
+    assert server.payload_sink is None  # a fragment
+    client, server = pair(deflate=True)
+    client.send(os.urandom(5_000))
+    assert server.receive_data(client.take_output()[:1_000]) == []
+    assert server.payload_sink is None  # an extension
+
+
+def test_the_first_large_frame_prepares_the_allocator() -> None:
+    # masking.expect_large (why: its docstring) runs before a large frame is
+    # assembled or built, and never for small ones.
+    masking.expect_large.cache_clear()
+    client, server = pair()
+    client.send(b"s" * (masking.LARGE - 1))
+    assert server.receive_data(client.take_output()) == [b"s" * (masking.LARGE - 1)]
+    assert masking.expect_large.cache_info().currsize == 0
+    assert server.receive_data(frame(0x2, b"L" * masking.LARGE)[:100]) == []
+    assert masking.expect_large.cache_info().currsize == 1
+    masking.expect_large.cache_clear()
+    client.send(b"L" * masking.LARGE)  # a client's frame, built
+    assert masking.expect_large.cache_info().currsize == 1

@@ -36,6 +36,7 @@ from wsproto.frame_protocol import Opcode, ParseFailed
 
 from .._errors import Error, ErrorKind
 from .frames import LATE_REGISTERED, FrameLayer
+from .masking import MessageBufferProtocol
 from .messages import BinaryMessage, CloseCode, Message, TextMessage, close_code
 from .smallframes import take_small
 
@@ -48,6 +49,7 @@ __all__ = [
     "Lost",
     "Ping",
     "Pong",
+    "ReadInto",
     "check_close",
     "encode_frame",
 ]
@@ -147,6 +149,21 @@ class Lost:
 
 CoreEvent = Message | Ping | Pong | CloseReceived | Failed | Lost
 
+
+class ReadInto:
+    """Says that ``size`` bytes were read straight into
+    :attr:`ConnectionCore.payload_sink` (0: the stream ended), for
+    :meth:`ConnectionCore.receive_data`; ``len()`` is that size."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+
 _ERROR_KINDS = {
     CloseCode.SIZE: ErrorKind.CAPACITY,
     CloseCode.INVALID: ErrorKind.ENCODING,
@@ -189,7 +206,14 @@ class ConnectionCore:
         max_message_size: int | None,
         trailing_data: bytes = b"",
     ) -> None:
-        self._proto = FrameLayer(client, list(extensions), max_message_size)
+        #: Where the next bytes of the stream may be read straight into: the
+        #: rest of a binary frame being assembled, when nothing else is
+        #: buffered (``None`` otherwise: read as usual). After reading into
+        #: it with its ``read_from()``, pass :class:`ReadInto` to
+        #: :meth:`receive_data`. A plain attribute, kept up to date by the
+        #: frame layer (this core is its ``SinkHolder``): read once per read.
+        self.payload_sink: MessageBufferProtocol | None = None
+        self._proto = FrameLayer(client, list(extensions), max_message_size, self)
         # Server side without extensions: frames need no mask and no deflate.
         self._plain = not client and not self._proto.extensions
         # No extensions: small messages may skip wsproto (take_small)...
@@ -214,8 +238,9 @@ class ConnectionCore:
 
     # -- receiving -------------------------------------------------------
 
-    def receive_data(self, data: bytes | bytearray | None) -> list[CoreEvent]:
-        """Feed what the socket read; ``None`` or ``b""`` means end of stream."""
+    def receive_data(self, data: bytes | bytearray | ReadInto | None) -> list[CoreEvent]:
+        """Feed what the socket read; ``None`` or ``b""`` means end of stream
+        (and so does ``ReadInto(0)``)."""
         state = self.state
         if state is not _OPEN and state is not _LOCAL_CLOSING:
             return []  # nothing after a close frame is read (section 5.5.1)
@@ -224,15 +249,17 @@ class ConnectionCore:
             self._move(CoreState.CLOSED)
             self._parts.clear()
             return [Lost()]
+        if data.__class__ is ReadInto:  # already in the frame being assembled
+            return self._events()
         if self._fast and state is _OPEN:
             # The common read: whole small messages, read without wsproto
             # (smallframes.py); whatever else follows is wsproto's.
             events: list[CoreEvent]
-            events, used = take_small(data, self._masked, self._limit)  # type: ignore[assignment]
+            events, used = take_small(data, self._masked, self._limit)  # type: ignore[assignment,arg-type]
             if used == len(data):
                 return events
             if used:
-                self._proto.receive_bytes(data[used:])  # type: ignore[arg-type]
+                self._proto.receive_bytes(data[used:])  # type: ignore[arg-type,index]
                 events += self._events()
                 return events
         self._proto.receive_bytes(data)  # type: ignore[arg-type]
@@ -339,6 +366,8 @@ class ConnectionCore:
             raise Error(f"connection core cannot go from {self.state.value} to {new.value}",
                         ErrorKind.INTERNAL)
         self.state = new
+        if new is not CoreState.OPEN and new is not CoreState.LOCAL_CLOSING:
+            self.payload_sink = None  # nothing more is read
 
     # -- sending -------------------------------------------------------
 
@@ -462,7 +491,10 @@ _new_binary = bytes.__new__
 
 def _message(data: str | bytes | bytearray) -> Message:
     """A message without the type checks of its constructor: the core makes
-    one per received message, from what wsproto decoded."""
+    one per received message, from what wsproto decoded (a whole binary
+    frame comes from the frame layer as its message already)."""
+    if data.__class__ is BinaryMessage:
+        return data
     if isinstance(data, str):
         return _new_text(TextMessage, data)
     return _new_binary(BinaryMessage, data)

@@ -218,9 +218,8 @@ class Connection:
         await self._finish()
 
     def _take_handshake(self) -> Handshake | None:
-        # Not kept by the connection (nor in a suspended frame's locals): its
-        # request headers are ~2 KB per idle connection. The handler keeps
-        # it if it wants it.
+        # Not kept by the connection (nor in a suspended frame's locals): its request
+        # headers are ~2 KB per idle connection. The handler keeps it if it wants it.
         handshake, self.handshake = self.handshake, None
         return handshake
 

@@ -72,11 +72,18 @@ async def read_loop(conn: Reader) -> None:
                     transport.corked = False
             transport.corked = False
             transport.write_now()  # the replies to this read, in one write
+            events = []  # let a large message go before the next one is read
         elif core.has_output:
             transport.write_now()
         state = core.state
         if state is _CLOSED or state is _FAILED:
             return
+        if core.payload_sink is not None:
+            # The rest of a large binary frame: read straight into it.
+            into = await transport.read_into()
+            conn.bytes_in += len(into)
+            events = receive(into)
+            continue
         if plain:
             # Transport.read(), unrolled: one coroutine less per message.
             await checkpoint()

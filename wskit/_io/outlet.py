@@ -247,13 +247,16 @@ class Outlet:
                 if queued >= limit:
                     raise self._queue_full(queued)
             try:
-                conn.bytes_out += core.send(data)
+                size = core.send(data)
             except Error:
                 if self.carrier is None:
                     raise
                 # The peer's close came in: the next connection sends it.
                 self._hold(data, limit)
                 return
+            if size > transport.unsent_room:  # a large message: one write
+                transport.make_room(size)
+            conn.bytes_out += size
             conn.messages_out += 1
             if not transport.corked:
                 transport.write_now()

@@ -31,11 +31,27 @@ from typing import Any, Protocol
 import trio
 from trio.lowlevel import checkpoint, wait_readable
 
+from .._core.masking import MessageBufferProtocol
+from .._core.protocol import ReadInto
+
 __all__ = ["SOCKET_ERRORS", "FrameSource", "Transport", "WriteState", "or_inf", "tune_socket",
            "why"]
 
 _MAX_IOV = 512  # buffers per writev() (Linux allows 1024)
 _MAX_READ = 2**18  # the largest read while a large message streams in (measured best)
+_MAX_SINK_READ = 2**20  # the largest read straight into a frame being assembled (measured)
+# TCP_NOTSENT_LOWAT: trio sets 16 KiB on every TCP stream. The kernel then
+# takes a write only while less than that waits unsent, so a 1 MiB message
+# leaves in four or more writes, each after a trip through the scheduler
+# (asyncio leaves the option unset and hands the kernel the whole message at
+# once). Transport.make_room raises it, once, to the largest message the
+# connection sends (at most _MAX_LOWAT): the kernel takes that in one write.
+# Small messages never raise it, nor do frames shared by a broadcast: a large
+# broadcast stays one copy in user space, not one kernel copy per recipient.
+_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", None)
+_TRIO_LOWAT = 2**14
+_MAX_LOWAT = 2**22
+_NEVER = 2**63  # unsent_room of a stream whose option is not ours to change
 SOCKET_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError)
 
 
@@ -48,6 +64,7 @@ class FrameSource(Protocol):
     def has_output(self) -> bool: ...
     def take_buffers(self) -> list[Any]: ...
     def take_output(self) -> bytes | bytearray: ...
+    payload_sink: MessageBufferProtocol | None
 
 
 class Owner(Protocol):
@@ -119,6 +136,7 @@ class Transport:
         "source",
         "state",
         "stream",
+        "unsent_room",
     )
 
     def __init__(self, stream: trio.abc.Stream, read_size: int, owner: Owner) -> None:
@@ -138,6 +156,10 @@ class Transport:
         #: reads it (the queue limit).
         self.queued = 0
         self._owner = owner
+        #: Unsent bytes the kernel may hold for us (its TCP_NOTSENT_LOWAT);
+        #: see :meth:`make_room`.
+        self.unsent_room = (_TRIO_LOWAT if self.fd is not None and _NOTSENT_LOWAT is not None
+                            else _NEVER)
         # Made on first use: most connections never wait.
         self._lot: trio.lowlevel.ParkingLot | None = None
 
@@ -209,6 +231,18 @@ class Transport:
                 return data
             # a spurious wake-up: wait again
 
+    async def read_into(self) -> bytes | ReadInto:
+        """:meth:`read` while the core has a ``payload_sink`` (the rest of a
+        binary frame being assembled, nothing else buffered): the next bytes
+        are read straight into the message (no ``bytes`` in between,
+        unmasked in place, up to 1 MiB a read), and a :class:`ReadInto`
+        says how many. On TLS, an ordinary :meth:`read`."""
+        source, fd = self.source, self.fd
+        sink = None if source is None else source.payload_sink
+        if fd is None or sink is None:
+            return await self.read()
+        return await _read_into(self, fd, sink)
+
     # -- writing --------------------------------------------------------
 
     @property
@@ -220,6 +254,18 @@ class Transport:
         the batch being dispatched (one write for the replies to one read)."""
         if not self.corked:
             self.write_now()
+
+    def make_room(self, size: int) -> None:
+        """Let the kernel hold one message of ``size`` unsent bytes (up to
+        4 MiB), so that it takes the message in one write: called by the
+        outlet before it writes a message larger than :attr:`unsent_room`
+        (see ``_NOTSENT_LOWAT`` above for why)."""
+        room = min(size, _MAX_LOWAT)
+        self.unsent_room = room if room > self.unsent_room else self.unsent_room
+        stream = self.stream
+        if isinstance(stream, trio.SocketStream) and _NOTSENT_LOWAT is not None:
+            with contextlib.suppress(OSError):
+                stream.setsockopt(socket.IPPROTO_TCP, _NOTSENT_LOWAT, self.unsent_room)
 
     def write_now(self) -> None:
         """Hand what the source holds to the kernel now, even mid-batch."""
@@ -470,3 +516,24 @@ def or_inf(seconds: float | None) -> float:
 def why(exc: BaseException) -> str:
     cause = exc.__cause__
     return f"{exc} ({cause})" if cause is not None else str(exc) or type(exc).__name__
+
+
+async def _read_into(transport: Transport, fd: int, sink: MessageBufferProtocol) -> ReadInto:
+    """The body of :meth:`Transport.read_into` on plain TCP (outside the
+    class to keep it within its size)."""
+    await trio.lowlevel.checkpoint()  # as read() does: a peer must not starve the others
+    while True:
+        try:
+            size = sink.read_from(fd, _MAX_SINK_READ)
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            transport._owner.lost(f"read failed: {exc}")
+            return ReadInto(0)
+        else:
+            return ReadInto(size)
+        try:
+            await trio.lowlevel.wait_readable(fd)
+        except (OSError, trio.ClosedResourceError) as exc:
+            transport._owner.lost(f"read failed: {exc}")
+            return ReadInto(0)
