@@ -195,8 +195,7 @@ class _FrameDecoder(FrameDecoder):
     """
 
     def __init__(self, client: bool, extensions: list[Extension], limit: int | None,
-                 messages: MessageDecoder | None = None,
-                 holder: SinkHolder | None = None) -> None:
+                 messages: MessageDecoder, holder: SinkHolder) -> None:
         super().__init__(client, extensions)
         self.buffer: _Buffer = _Buffer()
         self.limit = limit
@@ -235,7 +234,7 @@ class _FrameDecoder(FrameDecoder):
                     raise ParseFailed("message too big", CloseReason.MESSAGE_TOO_BIG)
         masker = self.masker
         if (opcode is _BINARY and header.fin and not self.extensions
-                and (self.messages is None or self.messages.opcode is None)):
+                and self.messages.opcode is None):
             # Private: the key of the masker wsproto just built for this
             # frame (no public accessor).
             key = bytes(masker._masking_key) if isinstance(masker, XorMaskerSimple) else None
@@ -261,13 +260,11 @@ class _FrameDecoder(FrameDecoder):
             if piece is None or assembly.add(piece):
                 # The rest comes with the next reads, and nothing else is
                 # buffered: they may go straight into the message.
-                if holder is not None:
-                    holder.payload_sink = assembly
+                holder.payload_sink = assembly
                 return None
         self.assembly = None
         self.header = self.effective_opcode = self.masker = None
-        if holder is not None:
-            holder.payload_sink = None
+        holder.payload_sink = None
         return Frame(_BINARY, assembly.finish(), True, True)
 
 
