@@ -38,6 +38,8 @@ __all__ = ["Reader", "read_loop"]
 _OPEN = Phase.OPEN
 _CLOSED = CoreState.CLOSED
 _FAILED = CoreState.FAILED
+#: Never appended to: what the loop holds while it waits for the next read.
+_NO_EVENTS: list[CoreEvent] = []
 
 
 class Reader(Protocol):
@@ -72,7 +74,7 @@ async def read_loop(conn: Reader) -> None:
                     transport.corked = False
             transport.corked = False
             transport.write_now()  # the replies to this read, in one write
-            events = []  # let a large message go before the next one is read
+            events = _NO_EVENTS  # let a large message go before the next one is read
         elif core.has_output:
             transport.write_now()
         state = core.state
