@@ -37,8 +37,8 @@ def test_byte_at_a_time_parsing() -> None:
 
 
 def test_fragmented_message_is_joined() -> None:
-    client, server = pair()
-    proto = client._proto
+    _, server = pair()
+    proto = FrameLayer(True, [], None)  # a client's frames
     wire = proto.send_data("frag", fin=False) + proto.send_data("ment", fin=False)
     wire += proto.send_data("ed", fin=True)
     assert server.receive_data(bytes(wire)) == ["fragmented"]
@@ -344,3 +344,16 @@ def test_the_first_large_frame_prepares_the_allocator() -> None:
     masking.expect_large.cache_clear()
     client.send(b"L" * masking.LARGE)  # a client's frame, built
     assert masking.expect_large.cache_info().currsize == 1
+
+
+@pytest.mark.parametrize(("payload", "expected"), [
+    (b"", (1005, "")),
+    (struct.pack("!H", 1014) + b"r", (1014, "r")),
+])
+def test_the_frame_layer_reads_close_frames(payload: bytes, expected: tuple[int, str]) -> None:
+    # The core reads these itself (smallframes.take_close); wsproto's frame
+    # layer still does whenever the core hands it a close frame.
+    layer = FrameLayer(False, [], None)
+    layer.receive_bytes(frame(0x8, payload))
+    (got,) = list(layer.received_frames())
+    assert got.payload == expected

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from wskit import BinaryMessage, TextMessage
 from wskit._core import smallframes
-from wskit._core.protocol import ConnectionCore
-from wskit._core.smallframes import take_small_python
+from wskit._core.protocol import CloseReceived, ConnectionCore, CoreState
+from wskit._core.smallframes import close_frame, take_close, take_small_python
 
 from ._wire import frame, pair
 
@@ -203,3 +203,62 @@ def test_c_and_python_agree(data: bytes, masked: bool, limit: int | None) -> Non
     got = C_TAKE_SMALL(data, masked, limit)
     assert got == expected
     assert [type(m) for m in got[0]] == [type(m) for m in expected[0]]
+
+
+# -- the close frame ---------------------------------------------------------------
+
+CLOSE = 0x8
+
+
+def _unmasked_close(payload: bytes) -> bytes:
+    return bytes((0x88, len(payload))) + payload
+
+
+@pytest.mark.parametrize(("payload", "expected"), [
+    (b"", (1005, "")),
+    (b"\x03\xe8", (1000, "")),
+    (b"\x03\xe9going", (1001, "going")),
+    (b"\x03\xf6" + "é".encode(), (1014, "é")),  # registered after wsproto's table
+    (b"\x0b\xb8", (3000, "")),
+    (b"\x13\x87" + b"r" * 123, (4999, "r" * 123)),
+])
+def test_a_close_frame_wsproto_would_accept(payload: bytes, expected: tuple[int, str]) -> None:
+    assert take_close(b"xx" + frame(CLOSE, payload), 2, True) == expected
+    assert take_close(_unmasked_close(payload) + b"after", 0, False) == expected
+
+
+@pytest.mark.parametrize("data", [
+    b"\x88",  # a header cut short
+    frame(TEXT, b"\x03\xe8"),  # not a close frame
+    frame(CLOSE, b"\x03\xe8", fin=False),  # fragmented: wsproto refuses it
+    frame(CLOSE, b"\x03\xe8", rsv=0x40),
+    _unmasked_close(b"\x03\xe8"),  # unmasked, from a client
+    frame(CLOSE, b"\x03\xe8" + b"r" * 124),  # too long for a control frame
+    frame(CLOSE, b"\x03\xe8bye")[:-1],  # cut short
+    frame(CLOSE, b"\x03"),  # a one-byte payload
+    frame(CLOSE, b"\x03\xe7"),  # 999
+    frame(CLOSE, b"\x03\xec"),  # 1004: reserved
+    frame(CLOSE, b"\x03\xed"),  # 1005: for reporting only
+    frame(CLOSE, b"\x07\xcf"),  # 1999
+    frame(CLOSE, b"\x13\x88"),  # 5000
+    frame(CLOSE, b"\x03\xe8\xc0\xaf"),  # a reason that is not UTF-8
+])
+def test_anything_else_is_left_to_wsproto(data: bytes) -> None:
+    assert take_close(data, 0, True) is None
+
+
+def test_the_echo_is_the_frame_wsproto_writes() -> None:
+    assert close_frame(None, "") == b"\x88\x00"
+    assert close_frame(1000, "") == b"\x88\x02\x03\xe8"
+    assert close_frame(4000, "bye") == b"\x88\x05\x0f\xa0bye"
+
+
+def test_the_core_reads_a_close_without_wsproto() -> None:
+    _, server = pair()
+    events = server.receive_data(frame(TEXT, b"last") + frame(CLOSE, b"\x03\xe8bye") + b"junk")
+    assert events[0] == "last"
+    assert isinstance(events[1], CloseReceived) and (events[1].code, events[1].reason) == (
+        1000, "bye")
+    server.answer_close()
+    assert server.take_output() == b"\x88\x05\x03\xe8bye"
+    assert server.state is CoreState.CLOSED

@@ -38,7 +38,7 @@ from .._errors import Error, ErrorKind
 from .frames import LATE_REGISTERED, FrameLayer
 from .masking import MessageBufferProtocol
 from .messages import BinaryMessage, CloseCode, Message, TextMessage, close_code
-from .smallframes import take_small
+from .smallframes import close_frame, take_close, take_small
 
 __all__ = [
     "CloseReceived",
@@ -213,11 +213,16 @@ class ConnectionCore:
         #: :meth:`receive_data`. A plain attribute, kept up to date by the
         #: frame layer (this core is its ``SinkHolder``): read once per read.
         self.payload_sink: MessageBufferProtocol | None = None
-        self._proto = FrameLayer(client, list(extensions), max_message_size, self)
+        # wsproto's frame layer, made when first needed (_layer()): a server
+        # connection without extensions whose messages are all small, and
+        # that the peer closes, never needs it (a tenth of a handshake).
+        self._proto: FrameLayer | None = None
+        self._client = client
+        self._extensions = list(extensions)
         # Server side without extensions: frames need no mask and no deflate.
-        self._plain = not client and not self._proto.extensions
+        self._plain = not client and not extensions
         # No extensions: small messages may skip wsproto (take_small)...
-        self._small = not self._proto.extensions
+        self._small = not extensions
         # ... when wsproto holds no partial frame or message (checked after
         # each time wsproto decodes, in _events()).
         self._fast = self._small and not trailing_data
@@ -234,7 +239,13 @@ class ConnectionCore:
         self._answer: tuple[int | None, str] = (None, "")
         # Frames that arrived with the handshake are parsed first.
         if trailing_data:
-            self._proto.receive_bytes(trailing_data)
+            self._layer().receive_bytes(trailing_data)
+
+    def _layer(self) -> FrameLayer:
+        proto = self._proto
+        if proto is None:
+            proto = self._proto = FrameLayer(self._client, self._extensions, self._limit, self)
+        return proto
 
     # -- receiving -------------------------------------------------------
 
@@ -258,11 +269,16 @@ class ConnectionCore:
             events, used = take_small(data, self._masked, self._limit)  # type: ignore[assignment,arg-type]
             if used == len(data):
                 return events
+            if data[used] == 0x88:  # type: ignore[index]  # a close frame: the usual end
+                close = take_close(data, used, self._masked)  # type: ignore[arg-type]
+                if close is not None:
+                    events.append(self._on_close(*close))
+                    return events
             if used:
-                self._proto.receive_bytes(data[used:])  # type: ignore[arg-type,index]
+                self._layer().receive_bytes(data[used:])  # type: ignore[arg-type,index]
                 events += self._events()
                 return events
-        self._proto.receive_bytes(data)  # type: ignore[arg-type]
+        self._layer().receive_bytes(data)  # type: ignore[arg-type]
         return self._events()
 
     def pending_events(self) -> list[CoreEvent]:
@@ -272,8 +288,9 @@ class ConnectionCore:
     def _events(self) -> list[CoreEvent]:
         events: list[CoreEvent] = []
         append = events.append
+        proto = self._layer()
         try:
-            for frame in self._proto.received_frames():
+            for frame in proto.received_frames():
                 opcode = frame.opcode
                 if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
                     if self.state is not CoreState.OPEN:
@@ -288,7 +305,7 @@ class ConnectionCore:
                         append(_message(payload))  # type: ignore[arg-type]
                 elif opcode is Opcode.PING:
                     if self.state is CoreState.OPEN:  # no pong after our close
-                        self._queue(self._proto.pong(frame.payload))  # type: ignore[arg-type]
+                        self._queue(proto.pong(frame.payload))  # type: ignore[arg-type]
                     append(Ping(bytes(frame.payload)))  # type: ignore[arg-type]
                 elif opcode is Opcode.PONG:
                     append(Pong(bytes(frame.payload)))  # type: ignore[arg-type]
@@ -298,7 +315,7 @@ class ConnectionCore:
                     break
         except ParseFailed as exc:
             append(self._fail(exc))
-        self._fast = self._small and self._proto.at_rest
+        self._fast = self._small and proto.at_rest
         return events
 
     def _join(self) -> Message:
@@ -357,7 +374,12 @@ class ConnectionCore:
         else:
             return
         code, reason = self._answer
-        self._queue(self._proto.close(code, reason if code is not None else None))
+        if final is CoreState.CLOSED and self._plain:
+            # The echo of the peer's close frame, whose reason fits (it
+            # came in one): the bytes wsproto would write, without wsproto.
+            self._queue(close_frame(code, reason))
+        else:
+            self._queue(self._layer().close(code, reason if code is not None else None))
         self._move(final)
 
     def _move(self, new: CoreState) -> None:
@@ -405,7 +427,7 @@ class ConnectionCore:
                 size += len(head)
             self.output_size += size
             return size
-        return self._queue(self._proto.send_data(data))
+        return self._queue(self._layer().send_data(data))
 
     @property
     def shares_frames(self) -> bool:
@@ -433,7 +455,7 @@ class ConnectionCore:
         if len(data) > 125:
             raise Error("ping/pong payload must be at most 125 bytes (RFC 6455 5.5)",
                         ErrorKind.USAGE)
-        proto = self._proto
+        proto = self._layer()
         return self._queue(proto.ping(data) if ping else proto.pong(data))
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> bool:
@@ -450,7 +472,7 @@ class ConnectionCore:
         if state is not CoreState.OPEN:
             self.answer_close()  # the peer closed (or failed) first: answer it
             return False
-        self._queue(self._proto.close(code, reason))
+        self._queue(self._layer().close(code, reason))
         self._move(CoreState.LOCAL_CLOSING)
         return True
 

@@ -1,4 +1,5 @@
-"""The fast path for the commonest read: whole, small, unfragmented messages.
+"""The fast path for the commonest reads: whole, small, unfragmented
+messages, and the close frame that ends a connection.
 
 Most reads on a busy server carry one or a few short messages, each in one
 final frame (FIN set, no RSV bit, text or binary), complete in the read.
@@ -20,7 +21,12 @@ Only for a connection without extensions (no permessage-deflate), and only
 while wsproto holds no partial frame or message (``FrameLayer.at_rest``):
 frames must be decoded in order.
 
-``wskit._core._frames`` (``_frames.c``) does the same in C, where it was
+:func:`take_close` does the same for a close frame that wsproto would
+accept (a registered code, a UTF-8 reason), and :func:`close_frame` writes
+the server's echo of it: a connection that only opens, trades small
+messages and is closed by its peer never builds wsproto's frame layer.
+
+``wskit._core._frames`` (``_frames.c``) does :func:`take_small` in C, where it was
 built (an optional extension, like the masking's); without it, or with
 ``WSKIT_NO_EXTENSIONS=1``, :func:`take_small_python` below is used.
 :data:`IMPLEMENTATION` says which: ``"c"`` or ``"python"``.
@@ -33,10 +39,11 @@ import importlib
 import os
 from collections.abc import Callable
 
+from .frames import LATE_REGISTERED
 from .masking import apply_mask
 from .messages import BinaryMessage, Message, TextMessage
 
-__all__ = ["IMPLEMENTATION", "take_small", "take_small_python"]
+__all__ = ["IMPLEMENTATION", "close_frame", "take_close", "take_small", "take_small_python"]
 
 _new_text = str.__new__
 _new_binary = bytes.__new__
@@ -96,6 +103,54 @@ def take_small_python(data: bytes | bytearray, masked: bool,
             append(_new_binary(BinaryMessage, payload))
         pos = stop
     return messages, pos
+
+
+# RFC 6455 7.4.1: the codes a peer may send, as wsproto accepts them (its
+# table, and LATE_REGISTERED) besides 3000-4999. Any other code is left to
+# wsproto, which refuses it.
+_PEER_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013,
+                         *LATE_REGISTERED})
+
+
+def take_close(data: bytes | bytearray, pos: int, masked: bool) -> tuple[int, str] | None:
+    """``(code, reason)`` of the close frame at ``data[pos:]`` when it is
+    whole and wsproto would accept it (1005 and ``""`` for an empty one);
+    ``None`` for anything else, which is then wsproto's to decode or refuse.
+    ``masked`` as for :func:`take_small_python`."""
+    end = len(data)
+    if end - pos < 2 or data[pos] != 0x88:  # FIN, no RSV, close
+        return None
+    second = data[pos + 1]
+    if second & 0x80 != (0x80 if masked else 0):
+        return None
+    size = second & 0x7F
+    start = pos + 6 if masked else pos + 2
+    stop = start + size
+    if size > 125 or stop > end:
+        return None
+    if size == 0:
+        return 1005, ""
+    if size == 1:
+        return None
+    payload = (apply_mask(data[start:stop], data[pos + 2:start]) if masked  # type: ignore[arg-type]
+               else data[start:stop])
+    code = (payload[0] << 8) | payload[1]
+    if code not in _PEER_CODES and not 3000 <= code <= 4999:
+        return None
+    try:
+        reason = bytes(payload[2:]).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return code, reason
+
+
+def close_frame(code: int | None, reason: str) -> bytes:
+    """An unmasked close frame (a server's): ``code`` (``None``: no code and
+    no reason) and a ``reason`` the caller knows fits in 123 bytes."""
+    if code is None:
+        return b"\x88\x00"
+    payload = code.to_bytes(2, "big") + reason.encode("utf-8")
+    return bytes((0x88, len(payload))) + payload
 
 
 TakeSmall = Callable[[bytes | bytearray, bool, "int | None"], tuple[list[Message], int]]
