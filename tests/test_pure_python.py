@@ -13,9 +13,7 @@ decoder. Two checks keep that path honest:
 
 The deep fuzz run (``slow``) and the hypothesis fuzz module are left out of
 the first, as in ``test_wsproto_latest.py``: every conformance case goes
-through the masker. The same variable turns off the httptools fast path of
-the handshake (``wskit/_core/fastparse.py``), so h11 parses every request
-of that run.
+through the masker.
 """
 
 from __future__ import annotations
@@ -38,13 +36,12 @@ _RUN_PURE = """
 import sys
 import pytest
 status = pytest.main(sys.argv[1:])
-from wskit._core import fastparse, frames, masking, smallframes
+from wskit._core import frames, masking, smallframes
 assert masking.IMPLEMENTATION == "python", masking.IMPLEMENTATION
 assert frames.apply_mask is masking.apply_mask_python
 assert smallframes.take_small is smallframes.take_small_python
 assert frames.mask_frame is masking.mask_frame_python
 assert frames.MessageBuffer is masking.MessageBufferPython
-assert not fastparse.AVAILABLE  # every request parsed by h11
 print("[pure] masking implementation:", masking.IMPLEMENTATION, flush=True)
 print("[pure] small frames implementation:", smallframes.IMPLEMENTATION, flush=True)
 sys.exit(status)

@@ -1,4 +1,4 @@
-"""The httptools fast path gives exactly what h11 gives, or steps aside.
+"""The handshake's fast path gives exactly what h11 gives, or steps aside.
 
 Every request below is read twice by :class:`ServerHandshake`: with the
 fast path and with h11 alone. The outcome (the request, its headers, the
@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from wskit import Error
-from wskit._core import fastparse
+from wskit._core import fastparse, handshake
 from wskit._core.handshake import ServerHandshake
 
 UPGRADE = (b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -32,6 +32,14 @@ FAST = {
     "empty value": req(headers=b"Host: h\r\nX-Empty:\r\n"),
     "a head just within the limit": req(headers=b"Host: h\r\nX: " + b"v" * 2000 + b"\r\n"),
     "obs-text in a value": req(headers=b"Host: h\r\nX: caf\xe9\r\n"),
+    "tabs around and inside a value": req(headers=b"Host: h\r\nX:\ta\t b\t\r\n"),
+    "a full browser request": req(headers=(
+        b"Host: localhost:8000\r\nConnection: Upgrade\r\nPragma: no-cache\r\n"
+        b"User-Agent: Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0.0.0\r\n"
+        b"Upgrade: websocket\r\nOrigin: http://localhost:8000\r\n"
+        b"Sec-WebSocket-Version: 13\r\nAccept-Language: en-US,en;q=0.9\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n")),
 }
 SLOW = {
     "POST": req(b"POST / HTTP/1.1", b"Host: h\r\nContent-Length: 2\r\n", b"hi"),
@@ -47,6 +55,13 @@ SLOW = {
     "GET but garbage": b"GET \x00 nonsense\r\n\r\n",
     "bad header name": req(headers=b"Host: h\r\nBad Name: v\r\n"),
     "control byte in a value": req(headers=b"Host: h\r\nX: a\x01b\r\n"),
+    "DEL in a value": req(headers=b"Host: h\r\nX: a\x7fb\r\n"),
+    "NUL in a value": req(headers=b"Host: h\r\nX: a\x00b\r\n"),
+    "an empty header name": req(headers=b"Host: h\r\n: v\r\n"),
+    "space before the colon": req(headers=b"Host: h\r\nX : v\r\n"),
+    "lowercase method": req(b"get / HTTP/1.1"),
+    "two spaces in the request line": req(b"GET  / HTTP/1.1"),
+    "HTTP/2.0": req(b"GET / HTTP/2.0"),
     "obsolete line folding": req(headers=b"Host: h\r\nX: a\r\n b\r\n"),
     "non-ASCII target": req(b"GET /caf\xc3\xa9 HTTP/1.1"),
     "too many headers": req(headers=b"Host: h\r\n" + b"X: y\r\n" * 200),
@@ -59,7 +74,7 @@ SLOW = {
 def outcome(data: bytes, monkeypatch: pytest.MonkeyPatch, *, fast: bool
             ) -> tuple[object, ...]:
     if not fast:
-        monkeypatch.setattr(fastparse, "_httptools", None)
+        monkeypatch.setattr(handshake, "parse_request", lambda *_, **__: None)
     server = ServerHandshake(max_header_size=2048)
     try:
         request = server.receive_data(data)
@@ -70,9 +85,6 @@ def outcome(data: bytes, monkeypatch: pytest.MonkeyPatch, *, fast: bool
     if request is None:
         return ("need more",)
     return (request.method, request.path, request.headers.raw_items(), server.trailing_data)
-
-
-pytestmark = pytest.mark.skipif(not fastparse.AVAILABLE, reason="httptools is not in use")
 
 
 @pytest.mark.parametrize("data", list(FAST.values()) + list(SLOW.values()),
@@ -92,10 +104,3 @@ def test_plain_get_takes_the_fast_path(data: bytes) -> None:
 def test_everything_else_goes_to_h11(data: bytes) -> None:
     assert fastparse.parse_request(data, max_head=2048, max_headers=128,
                                    max_target=8192) is None
-
-
-def test_the_environment_variable_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WSKIT_NO_EXTENSIONS", "1")
-    assert fastparse._load() is None
-    monkeypatch.setenv("WSKIT_NO_EXTENSIONS", "")
-    assert fastparse._load() is not None

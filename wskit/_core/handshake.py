@@ -26,7 +26,7 @@ from wsproto.utilities import RemoteProtocolError
 from .._errors import Error, ErrorKind
 from .deflate import BoundedDeflate
 from .fastparse import parse_request
-from .http import Request, Response, headers_from_h11
+from .http import Request, Response, headers_from_h11, parsed_headers
 
 __all__ = [
     "ClientHandshake",
@@ -115,8 +115,7 @@ class ServerHandshake:
                                  max_target=MAX_TARGET)
             if fast is not None:
                 target, pairs, self._trailing = fast
-                self._request = Request("GET", target.decode("ascii"),
-                                        headers_from_h11(pairs))
+                self._request = Request("GET", target, parsed_headers(pairs))
                 return self._request
             h = self._h11 = h11.Connection(h11.SERVER,
                                            max_incomplete_event_size=self._max_head)

@@ -14,7 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from .._errors import Error, ErrorKind
 
-__all__ = ["Handshake", "Headers", "HeadersLike", "Request", "Response", "headers_from_h11"]
+__all__ = ["Handshake", "Headers", "HeadersLike", "Request", "Response", "headers_from_h11",
+           "parsed_headers"]
 
 HeadersLike = Union["Headers", Mapping[str, str], Iterable[tuple[str, str]]]
 
@@ -264,3 +265,9 @@ class Handshake:
 def headers_from_h11(raw: list[tuple[bytes, bytes]]) -> Headers:
     """Headers parsed by h11, which already refused line breaks in them."""
     return Headers._parsed([(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw])
+
+
+def parsed_headers(pairs: list[tuple[str, str]]) -> Headers:
+    """Headers from a parser that already refused line breaks in them
+    (``fastparse``), as ``str`` pairs."""
+    return Headers._parsed(pairs)
