@@ -73,3 +73,20 @@ def test_unknown_status_has_an_empty_reason_and_rejections_are_responses() -> No
     assert not Request.for_url("ws://h").is_websocket
 
 
+
+
+@pytest.mark.parametrize(("values", "found"), [
+    (["Upgrade"], True),
+    (["keep-alive, Upgrade"], True),
+    (["keep-alive,upgrade  "], True),
+    (["keep-alive", " UPGRADE "], True),
+    (["keep-alive"], False),
+    (["upgraded"], False),  # a token, not a substring
+    (["x-upgrade, keep-alive"], False),
+    ([], False),
+])
+def test_has_token(values: list[str], found: bool) -> None:
+    headers = Headers([("Connection", v) for v in values])
+    assert headers.has_token("connection", "upgrade") is found
+    assert headers.has_token("CONNECTION", "Upgrade") is found
+    assert found is any(t.lower() == "upgrade" for t in headers.tokens("Connection"))

@@ -180,7 +180,7 @@ class ServerHandshake:
         if request.method != "GET":
             raise Error(f"WebSocket upgrade must use GET, not {request.method}",
                         ErrorKind.PROTOCOL, status=400)
-        if not any(t.lower() == "upgrade" for t in headers.tokens("Connection")):
+        if not headers.has_token("connection", "upgrade"):
             raise Error("missing 'Connection: Upgrade' header", ErrorKind.PROTOCOL, status=400)
         version = headers.get("Sec-WebSocket-Version")
         if version != _WS_VERSION:
@@ -327,9 +327,9 @@ class ClientHandshake:
 
     def _accepted(self, event: h11.InformationalResponse) -> Response:
         headers = headers_from_h11(list(event.headers))
-        if not any(t.lower() == "websocket" for t in headers.tokens("Upgrade")):
+        if not headers.has_token("upgrade", "websocket"):
             raise Error("server's 101 lacks 'Upgrade: websocket'", ErrorKind.PROTOCOL)
-        if not any(t.lower() == "upgrade" for t in headers.tokens("Connection")):
+        if not headers.has_token("connection", "upgrade"):
             raise Error("server's 101 lacks 'Connection: Upgrade'", ErrorKind.PROTOCOL)
         if headers.get("Sec-WebSocket-Accept") != accept_token(self._key):
             raise Error("server's Sec-WebSocket-Accept does not match our key",

@@ -91,6 +91,18 @@ class Headers(Mapping[str, str]):
             if token.strip()
         ]
 
+    def has_token(self, name: str, token: str) -> bool:
+        """Whether the comma-separated ``name`` headers list ``token``,
+        compared case-insensitively (``Connection: keep-alive, Upgrade``
+        has ``upgrade``)."""
+        token = token.lower()
+        for value in self._index.get(name.lower(), ()):
+            value = value.lower()
+            if value == token or (token in value and any(
+                    part.strip() == token for part in value.split(","))):
+                return True
+        return False
+
     def raw_items(self) -> tuple[tuple[str, str], ...]:
         """Every (name, value) pair in the order received or given."""
         return self._items
@@ -111,6 +123,11 @@ class Headers(Mapping[str, str]):
 
     def __repr__(self) -> str:
         return f"Headers({list(self._items)!r})"
+
+
+# The standard reason phrases, by status (an HTTPStatus lookup is an Enum
+# call: slow on the handshake path).
+_REASONS = {status.value: status.phrase for status in http.HTTPStatus}
 
 
 @dataclasses.dataclass(frozen=True, slots=True, init=False)
@@ -145,10 +162,7 @@ class Response:
         if not 100 <= status <= 599:
             raise Error(f"HTTP status must be 100-599, got {status}", ErrorKind.HTTP)
         if reason is None:
-            try:
-                reason = http.HTTPStatus(status).phrase
-            except ValueError:
-                reason = ""
+            reason = _REASONS.get(status, "")
         object.__setattr__(self, "status", status)
         object.__setattr__(self, "body", bytes(body))
         object.__setattr__(self, "headers", hdrs)
@@ -210,7 +224,7 @@ class Request:
     @property
     def is_websocket(self) -> bool:
         """Whether this asks for a WebSocket upgrade (``Upgrade: websocket``)."""
-        return any(t.lower() == "websocket" for t in self.headers.tokens("Upgrade"))
+        return self.headers.has_token("upgrade", "websocket")
 
     def accept(
         self, subprotocol: str | None = None, headers: HeadersLike | None = None

@@ -283,6 +283,8 @@ class ConnectionCore:
 
     def pending_events(self) -> list[CoreEvent]:
         """Events from bytes that came with the handshake (``trailing_data``)."""
+        if self._proto is None:
+            return []  # nothing came with it: wsproto's layer is not needed yet
         return self._events()
 
     def _events(self) -> list[CoreEvent]:

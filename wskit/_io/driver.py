@@ -241,7 +241,8 @@ class Connection:
             self.outlet.shares_frames = False  # our close answer goes next
             core.answer_close()
             self.close_code, self.close_reason = event.code, event.reason
-            self.log.debug("connection %d: close %s %r", self.id, event.code, event.reason)
+            if self._logger.isEnabledFor(logging.DEBUG):
+                self.log.debug("connection %d: close %s %r", self.id, event.code, event.reason)
         elif isinstance(event, Failed):
             self.outlet.shares_frames = False
             core.answer_close()

@@ -112,22 +112,33 @@ async def serve(conn: Connection, host: ServerHost, stream: trio.abc.Stream) -> 
 async def _handshake(conn: Connection, host: ServerHost, transport: Transport) -> bool:
     settings = conn.settings
     hs = ServerHandshake(max_header_size=settings.max_header_size)
-    if settings.handshake_timeout is not None:
-        # The connection's own scope carries the deadline (a scope less per
-        # connection); serve() says so when it expires.
-        conn.scope.deadline = trio.current_time() + settings.handshake_timeout
+    timeout = settings.handshake_timeout
+    # The connection's own scope carries the deadline (a scope less per
+    # connection); serve() says so when it expires. Set only when we must
+    # wait: most requests come whole with the connection.
+    timed = False
     if isinstance(transport.stream, trio.SSLStream):
+        if timeout is not None:
+            conn.scope.deadline, timed = trio.current_time() + timeout, True
         try:
             await transport.stream.do_handshake()
         except SOCKET_ERRORS as exc:
             host.stats.tls_failed(conn.log, conn.id, transport.peer(), why(exc))
             return False
     try:
-        # The first read right away: the request usually came with the
-        # connection, and accepting it was a checkpoint already.
-        request = hs.receive_data(await transport.read(yield_first=False))
-        while request is None:
-            request = hs.receive_data(await transport.read())
+        # The first read right away, and without waiting on plain TCP:
+        # accepting was a checkpoint already.
+        request = None
+        if transport.fd is not None:
+            data = transport.read_ready()
+            if data is not None:
+                request = hs.receive_data(data)
+        if request is None:
+            if timeout is not None and not timed:
+                conn.scope.deadline, timed = trio.current_time() + timeout, True
+            request = hs.receive_data(await transport.read(yield_first=False))
+            while request is None:
+                request = hs.receive_data(await transport.read())
     except Error as err:
         # A peer that leaves without a request (a TCP health check, a port
         # probe) is routine: DEBUG. A malformed request is INFO.
@@ -142,7 +153,8 @@ async def _handshake(conn: Connection, host: ServerHost, transport: Transport) -
     except SOCKET_ERRORS as exc:
         conn.log.debug("connection %d: lost during handshake: %s", conn.id, why(exc))
         return False
-    conn.scope.deadline = math.inf
+    if timed:
+        conn.scope.deadline = math.inf
 
     if settings.health_path is not None or settings.metrics_path is not None:
         own = host.own_answer(request)
