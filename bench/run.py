@@ -172,7 +172,7 @@ def machine_info() -> dict[str, Any]:
 
 def library_versions() -> dict[str, str | None]:
     versions: dict[str, str | None] = {}
-    for dist in ["websockets", "trio", "wsproto", "trio-websocket", "h11", "picows", "httptools"]:
+    for dist in ["websockets", "trio", "wsproto", "trio-websocket", "h11", "picows"]:
         try:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
