@@ -13,13 +13,17 @@ import os
 
 from setuptools import Extension, setup
 
+# The XOR loop both extensions include (setup.cfg's package_data puts it in
+# the sdist; depends= rebuilds them when it changes).
+XOR = "wskit/_core/_xor.h"
 extensions = []
 if os.environ.get("WSKIT_NO_EXTENSIONS", "") in ("", "0"):
     extensions.append(
-        Extension("wskit._core._mask", ["wskit/_core/_mask.c"], optional=True)
+        Extension("wskit._core._mask", ["wskit/_core/_mask.c"], depends=[XOR], optional=True)
     )
     extensions.append(
-        Extension("wskit._core._frames", ["wskit/_core/_frames.c"], optional=True)
+        Extension("wskit._core._frames", ["wskit/_core/_frames.c"], depends=[XOR],
+                  optional=True)
     )
 
 setup(ext_modules=extensions)

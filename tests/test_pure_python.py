@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
+import tarfile
 
 import pytest
 
@@ -103,3 +105,27 @@ def test_install_without_a_c_compiler(tmp_path: pathlib.Path) -> None:
     masker, small, location = check.stdout.split()
     assert (masker, small) == ("python", "python")
     assert location.startswith(str(venv))
+
+
+@pytest.mark.slow
+def test_the_sdist_carries_what_the_extensions_include(tmp_path: pathlib.Path) -> None:
+    # Built from a copy of what git tracks (setup.py writes egg-info beside it).
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    src = tmp_path / "src"
+    for name in filter(None, files):
+        if (ROOT / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, src / name)
+    built = subprocess.run([sys.executable, "setup.py", "-q", "sdist", "-d", str(tmp_path)],
+                           cwd=src, env=_env(), capture_output=True, text=True, timeout=120)
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    (archive,) = tmp_path.glob("wskit-*.tar.gz")
+    with tarfile.open(archive) as tar:
+        names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
+    sources = sorted((ROOT / "wskit" / "_core").glob("*.c"))
+    assert len(sources) == 2, sources
+    for source in sources:
+        assert f"wskit/_core/{source.name}" in names
+        for header in re.findall(r'#include "([^"]+)"', source.read_text()):
+            assert f"wskit/_core/{header}" in names, (source.name, header)

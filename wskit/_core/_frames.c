@@ -22,30 +22,12 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_xor.h"
+
 /* The longest payload read here: a 16-bit length. */
 #define MAX_SMALL 65535
 /* Text up to this size is unmasked on the stack before it is decoded. */
 #define STACK_TEXT 2048
-
-static void
-unmask(const unsigned char *src, unsigned char *dst, Py_ssize_t size,
-       const unsigned char key[4])
-{
-    Py_ssize_t i = 0;
-    uint32_t key32;
-    uint64_t key64, chunk;
-
-    memcpy(&key32, key, 4);
-    key64 = ((uint64_t)key32 << 32) | key32;
-    for (; i + 8 <= size; i += 8) {
-        memcpy(&chunk, src + i, 8);
-        chunk ^= key64;
-        memcpy(dst + i, &chunk, 8);
-    }
-    for (; i < size; i++) {
-        dst[i] = src[i] ^ key[i & 3];
-    }
-}
 
 /* An instance of `type` (a str or bytes subclass) holding `value`, made
  * the way str.__new__(type, value) / bytes.__new__(type, value) make it.
@@ -85,7 +67,7 @@ decode_text(const unsigned char *payload, Py_ssize_t size, const unsigned char *
                 return PyErr_NoMemory();
             }
         }
-        unmask(payload, plain, size, key);
+        wskit_xor(payload, plain, size, key);
         payload = plain;
     }
     text = PyUnicode_DecodeUTF8((const char *)payload, size, "strict");
@@ -201,7 +183,7 @@ take_small(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 goto fail;
             }
             if (key != NULL) {
-                unmask(data + start, (unsigned char *)PyBytes_AS_STRING(payload), size, key);
+                wskit_xor(data + start, (unsigned char *)PyBytes_AS_STRING(payload), size, key);
             }
             else {
                 memcpy(PyBytes_AS_STRING(payload), data + start, size);

@@ -25,7 +25,7 @@
  *     Python code can see it, so filling it in place is safe (the same
  *     reasoning as PyBytes_FromStringAndSize(NULL, n)).
  *
- * The loop XORs 8 bytes at a time through memcpy (no alignment assumption;
+ * The loop (_xor.h) XORs 8 bytes at a time through memcpy (no alignment assumption;
  * compilers turn it into plain loads and stores and vectorize it), then the
  * tail byte by byte. apply_mask and mask_frame release the GIL for large
  * inputs, since their result is a fresh object nobody else can see yet
@@ -38,42 +38,23 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "_xor.h"
+
 /* Above this size the GIL is released while the loop runs. */
 #define RELEASE_GIL_AT 65536
 
-/* dst = src XOR key, the key starting at key[0]. */
-static void
-xor_mask(const unsigned char *src, unsigned char *dst, Py_ssize_t size,
-         const unsigned char key[4])
-{
-    Py_ssize_t i = 0;
-    uint32_t key32;
-    uint64_t key64, chunk;
-
-    memcpy(&key32, key, 4);
-    key64 = ((uint64_t)key32 << 32) | key32;
-    for (; i + 8 <= size; i += 8) {
-        memcpy(&chunk, src + i, 8);
-        chunk ^= key64;
-        memcpy(dst + i, &chunk, 8);
-    }
-    for (; i < size; i++) {
-        dst[i] = src[i] ^ key[i & 3];
-    }
-}
-
-/* xor_mask without the GIL when the input is large. */
+/* wskit_xor without the GIL when the input is large. */
 static void
 xor_mask_released(const unsigned char *src, unsigned char *dst, Py_ssize_t size,
                   const unsigned char key[4])
 {
     if (size >= RELEASE_GIL_AT) {
         Py_BEGIN_ALLOW_THREADS
-        xor_mask(src, dst, size, key);
+        wskit_xor(src, dst, size, key);
         Py_END_ALLOW_THREADS
     }
     else {
-        xor_mask(src, dst, size, key);
+        wskit_xor(src, dst, size, key);
     }
 }
 
@@ -305,7 +286,7 @@ MessageBuffer_add(MessageBuffer *self, PyObject *piece)
         for (i = 0; i < 4; i++) {
             key[i] = self->key[(turn + i) & 3];
         }
-        xor_mask(data.buf, dst, data.len, key);
+        wskit_xor(data.buf, dst, data.len, key);
     }
     else {
         memcpy(dst, data.buf, data.len);
@@ -364,7 +345,7 @@ MessageBuffer_read_from(MessageBuffer *self, PyObject *const *args, Py_ssize_t n
         for (i = 0; i < 4; i++) {
             key[i] = self->key[(turn + i) & 3];
         }
-        xor_mask(dst, dst, got, key);
+        wskit_xor(dst, dst, got, key);
     }
     self->filled += got;
     return PyLong_FromSsize_t(got);
