@@ -116,6 +116,14 @@ def test_trailing_data_from_handshake_is_parsed() -> None:
     assert server.pending_events() == ["early"]
 
 
+def test_nothing_pending_without_trailing_data() -> None:
+    server = ConnectionCore(client=False, extensions=[], max_message_size=None)
+    assert server.pending_events() == []
+    client, _ = pair()
+    client.send("later")
+    assert server.receive_data(client.take_output()) == ["later"]
+
+
 def test_reply_to_a_message_that_came_with_the_close_goes_first() -> None:
     # Autobahn 7.1.1: a message and a close frame in one read get the echo,
     # then the close.
