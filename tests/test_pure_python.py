@@ -57,6 +57,18 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
+def _tracked_copy(dst: pathlib.Path) -> pathlib.Path:
+    """A copy of the files git tracks (an untracked file would be missed
+    by a release too)."""
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        if (ROOT / name).is_file():
+            (dst / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dst / name)
+    return dst
+
+
 @pytest.mark.slow
 def test_core_and_conformance_pass_in_pure_python() -> None:
     result = subprocess.run(
@@ -76,14 +88,8 @@ def test_core_and_conformance_pass_in_pure_python() -> None:
 
 @pytest.mark.slow
 def test_install_without_a_c_compiler(tmp_path: pathlib.Path) -> None:
-    # A copy of what git tracks: a plain install builds in its source tree.
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
-                           check=True).stdout.decode().split("\0")
-    src = tmp_path / "src"
-    for name in filter(None, files):
-        if (ROOT / name).is_file():
-            (src / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, src / name)
+    # A plain install builds in its source tree: a copy, not the checkout.
+    src = _tracked_copy(tmp_path / "src")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=240)
     python = str(venv / "bin" / "python")
@@ -109,14 +115,8 @@ def test_install_without_a_c_compiler(tmp_path: pathlib.Path) -> None:
 
 @pytest.mark.slow
 def test_the_sdist_carries_what_the_extensions_include(tmp_path: pathlib.Path) -> None:
-    # Built from a copy of what git tracks (setup.py writes egg-info beside it).
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
-                           check=True).stdout.decode().split("\0")
-    src = tmp_path / "src"
-    for name in filter(None, files):
-        if (ROOT / name).is_file():
-            (src / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, src / name)
+    # setup.py writes egg-info beside the sources: a copy, not the checkout.
+    src = _tracked_copy(tmp_path / "src")
     built = subprocess.run([sys.executable, "setup.py", "-q", "sdist", "-d", str(tmp_path)],
                            cwd=src, env=_env(), capture_output=True, text=True, timeout=120)
     assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
